@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The project's two entry points (see README):
+#   ./dev.sh demo   set up, then run the seed-002 autoscaling demo on the embedded runtime
+#   ./dev.sh test   set up everything (virtualenv, apt packages, kube-apiserver build), then run
+#                   lint, types and every test tier
+# Extra arguments after `test` go to pytest, e.g. `./dev.sh test -m unit`.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=${RAYSCALE_VENV:-$ROOT/.venv}
+export RAYSCALE_CACHE=${RAYSCALE_CACHE:-$HOME/.cache/rayscale}
+
+log() { printf '[dev] %s\n' "$*" >&2; }
+
+setup_venv() {
+    local stamp=$VENV/.rayscale-installed
+    if [[ ! -x $VENV/bin/python ]]; then
+        log "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+        log "installing rayscale and its dependencies into $VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q -e ".[dev]"
+        touch "$stamp"
+    fi
+}
+
+setup_k8s() {
+    # Installs etcd and builds kube-apiserver (cached under $RAYSCALE_CACHE); prints the
+    # environment the Kubernetes tier needs.
+    eval "$(scripts/setup-k8s.sh)"
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+    demo)
+        setup_venv
+        exec "$VENV/bin/rayscale" demo "$@"
+        ;;
+    test)
+        setup_venv
+        setup_k8s
+        log "ruff"
+        "$VENV/bin/ruff" check src tests
+        log "mypy"
+        "$VENV/bin/mypy"
+        log "pytest (all tiers)"
+        exec "$VENV/bin/pytest" "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+        exit 2
+        ;;
+esac

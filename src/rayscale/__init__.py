@@ -1,0 +1,3 @@
+"""rayscale: KubeRay-compatible autoscaling for Ray."""
+
+__version__ = "0.1.0"
