@@ -1,5 +1,6 @@
 """The scaling planner: a pure function from a cluster snapshot to a Plan with reasons."""
 
+from rayscale.planner.core import plan
 from rayscale.planner.model import (
     HEAD_GROUP,
     BundleDemand,
@@ -32,4 +33,5 @@ __all__ = [
     "PlannerInput",
     "Strategy",
     "UnmetDemand",
+    "plan",
 ]

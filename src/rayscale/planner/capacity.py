@@ -1,0 +1,145 @@
+"""The capacity ledger: every node (existing or about to launch) as a row of two matrices.
+
+Purely computational. ``free`` holds what task and placement-group demand may still use
+(running nodes' available resources, pending and new nodes' full capacity); ``room`` holds
+what request_resources may still claim of each node's *total* capacity. Rows are ordered by
+preference (busy running nodes, idle running nodes from the most recently idle, pending nodes,
+then nodes this plan launches), so first-fit keeps the longest-idle nodes free to be removed.
+Every change is journalled so that an all-or-nothing gang can be rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rayscale.planner.shapes import EPS, ResourceIndex, Vector
+
+RUNNING, PENDING, NEW = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    rows: int
+    journal: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A demand shape prepared for fast fitting."""
+
+    vec: Vector
+    cols: npt.NDArray[np.intp]
+    need: Vector
+    plain: bool  # asks for no special resource
+    specials_wanted: npt.NDArray[np.bool_]
+
+
+def prepare(index: ResourceIndex, resources: Mapping[str, float]) -> Shape:
+    vec = index.vector(resources)
+    cols = np.flatnonzero(vec)
+    wanted = (vec > 0) & index.special_mask
+    return Shape(vec, cols, vec[cols], not bool(wanted.any()), wanted)
+
+
+class Ledger:
+    def __init__(self, index: ResourceIndex, expected_rows: int) -> None:
+        self.index = index
+        size = max(16, expected_rows)
+        self.free = np.zeros((size, index.width), dtype=np.float64)
+        self.room = np.zeros((size, index.width), dtype=np.float64)
+        self.specials = np.zeros((size, index.width), dtype=bool)
+        self.uses = np.zeros(size, dtype=np.int64)
+        self.room_uses = np.zeros(size, dtype=np.int64)
+        self.n = 0
+        self.names: list[str] = []
+        self.groups: list[str] = []
+        self.kinds: list[int] = []
+        self._journal: list[tuple[int, Vector, bool]] = []
+
+    # -- rows ---------------------------------------------------------------------------------
+    def add_row(self, name: str, group: str, kind: int, free: Vector, total: Vector) -> int:
+        if self.n == self.free.shape[0]:
+            self._grow()
+        row = self.n
+        self.free[row] = free
+        self.room[row] = total
+        self.specials[row] = (total > 0) & self.index.special_mask
+        self.uses[row] = 0
+        self.room_uses[row] = 0
+        self.names.append(name)
+        self.groups.append(group)
+        self.kinds.append(kind)
+        self.n += 1
+        return row
+
+    def _grow(self) -> None:
+        size = self.free.shape[0] * 2
+        for attr in ("free", "room", "specials"):
+            old = getattr(self, attr)
+            new = np.zeros((size, old.shape[1]), dtype=old.dtype)
+            new[: old.shape[0]] = old
+            setattr(self, attr, new)
+        for attr in ("uses", "room_uses"):
+            old_counts = getattr(self, attr)
+            counts = np.zeros(size, dtype=np.int64)
+            counts[: old_counts.shape[0]] = old_counts
+            setattr(self, attr, counts)
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fits(self, shape: Shape, on_room: bool = False) -> npt.NDArray[np.float64]:
+        """Copies of ``shape`` each row can still take."""
+        matrix = (self.room if on_room else self.free)[: self.n]
+        if shape.cols.size == 0:
+            return np.full(self.n, np.inf)
+        if shape.cols.size == 1:
+            ratio: npt.NDArray[np.float64] = matrix[:, int(shape.cols[0])] / shape.need[0]
+        else:
+            ratio = (matrix[:, shape.cols] / shape.need).min(axis=1)
+        return np.floor(ratio + EPS)
+
+    def candidates(
+        self, shape: Shape, fits: npt.NDArray[np.float64], exclude: set[int] | None = None
+    ) -> list[int]:
+        """Rows that fit, plainest first: rows with unrequested special resources go last."""
+        rows = np.flatnonzero(fits >= 1)
+        if rows.size == 0:
+            return []
+        specials = self.specials[rows]
+        extra = (specials & ~shape.specials_wanted).any(axis=1)
+        if extra.any():
+            rows = np.concatenate((rows[~extra], rows[extra]))
+        if exclude:
+            return [int(r) for r in rows if int(r) not in exclude]
+        return [int(r) for r in rows]
+
+    def take(self, row: int, shape: Shape, count: int, on_room: bool = False) -> None:
+        delta = shape.vec * count
+        if on_room:
+            self.room[row] -= delta
+            self.room_uses[row] += 1
+        else:
+            self.free[row] -= delta
+            self.uses[row] += 1
+        self._journal.append((row, delta, on_room))
+
+    # -- all-or-nothing -----------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.n, len(self._journal))
+
+    def rollback(self, mark: Checkpoint) -> None:
+        while len(self._journal) > mark.journal:
+            row, delta, on_room = self._journal.pop()
+            if on_room:
+                self.room[row] += delta
+                self.room_uses[row] -= 1
+            else:
+                self.free[row] += delta
+                self.uses[row] -= 1
+        del self.names[mark.rows :]
+        del self.groups[mark.rows :]
+        del self.kinds[mark.rows :]
+        self.n = mark.rows

@@ -1,0 +1,381 @@
+"""Table-driven tests: one case per planner rule (see the foundation issue)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from rayscale.planner import (
+    HEAD_GROUP,
+    BundleDemand,
+    Deletion,
+    Demand,
+    DemandKind,
+    GroupConfig,
+    NodeView,
+    PlacementGroupDemand,
+    Plan,
+    PlannerInput,
+    Strategy,
+    plan,
+)
+from tests.unit.plan_checker import check_plan
+
+pytestmark = pytest.mark.unit
+
+CPU1 = {"CPU": 1.0}
+SMALL = GroupConfig("small-group", {"CPU": 1.0, "memory": 2.0**30}, 0, 10)
+
+
+def head(cpu: float = 0.0, free: float | None = None) -> NodeView:
+    avail = cpu if free is None else free
+    return NodeView("head", HEAD_GROUP, "running", {"CPU": cpu}, {"CPU": avail}, idle_s=5)
+
+
+def worker(
+    name: str,
+    group: GroupConfig = SMALL,
+    status: str = "running",
+    free: float | None = None,
+    idle: float = 0.0,
+    replica: str | None = None,
+) -> NodeView:
+    total = dict(group.resources)
+    avail = dict(total) if free is None else {**total, "CPU": free}
+    return NodeView(name, group.name, status, total, avail, idle_s=idle, replica=replica)  # type: ignore[arg-type]
+
+
+def bundles(*items: tuple[dict[str, float], int]) -> Demand:
+    return Demand(bundles=tuple(BundleDemand(r, c) for r, c in items))
+
+
+def pgs(strategy: Strategy, *shapes: dict[str, float]) -> Demand:
+    return Demand(placement_groups=(PlacementGroupDemand(strategy, tuple(shapes)),))
+
+
+@dataclass
+class Case:
+    groups: tuple[GroupConfig, ...]
+    nodes: tuple[NodeView, ...] = (head(),)
+    demand: Demand = field(default_factory=Demand)
+    replicas: dict[str, int] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    infeasible: int = 0
+    held_back: int = 0
+    reason_has: tuple[str, ...] = ()
+    extra: Callable[[Plan], None] | None = None
+
+
+def same_node_for_pg(p: Plan) -> None:
+    assert len({x.node for x in p.placements}) == 1
+
+
+def distinct_nodes_for_pg(p: Plan) -> None:
+    nodes = [x.node for x in p.placements]
+    assert len(nodes) == len(set(nodes)) == 3
+
+
+def placed_on(*names: str) -> Callable[[Plan], None]:
+    def check(p: Plan) -> None:
+        assert {x.node for x in p.placements} == set(names)
+
+    return check
+
+
+CPU4 = GroupConfig("cpu4", {"CPU": 4.0}, 0, 10)
+CPU16 = GroupConfig("cpu16", {"CPU": 16.0}, 0, 10)
+CPU2 = GroupConfig("cpu2", {"CPU": 2.0}, 0, 10)
+GPU = GroupConfig("gpu", {"CPU": 16.0, "GPU": 4.0}, 0, 10)
+CONS = dataclasses.replace(SMALL, upscaling_mode="Conservative")
+AGGR = dataclasses.replace(SMALL, upscaling_mode="Aggressive")
+MULTI = GroupConfig("multi", {"CPU": 1.0}, 0, 4, num_of_hosts=2)
+
+CASES = {
+    # --- existing capacity first ---
+    "running-free-capacity-used-first": Case(
+        (SMALL,), (head(), worker("w1")), bundles((CPU1, 1)), {"small-group": 1}
+    ),
+    "head-free-capacity-counts": Case(
+        (SMALL,), (head(cpu=2),), bundles((CPU1, 2)), {"small-group": 0}
+    ),
+    "pending-node-is-not-launched-twice": Case(
+        (SMALL,), (head(), worker("w1", status="pending")), bundles((CPU1, 1)), {"small-group": 1}
+    ),
+    "running-then-pending-then-new": Case(
+        (SMALL,),
+        (head(), worker("w1", status="pending"), worker("w2")),
+        bundles((CPU1, 3)),
+        {"small-group": 3},
+        reason_has=("launch 1: 3 pending {CPU: 1} fit no free node",),
+    ),
+    "busy-node-capacity-is-not-free": Case(
+        (SMALL,), (head(), worker("w1", free=0)), bundles((CPU1, 1)), {"small-group": 2}
+    ),
+    # --- new nodes: least waste, plain groups first, max respected ---
+    "least-waste-group": Case((CPU4, CPU16), demand=bundles((CPU1, 3)), replicas={"cpu4": 1}),
+    "fewer-nodes-when-waste-equal": Case(
+        (CPU4, CPU16), demand=bundles((CPU1, 16)), replicas={"cpu16": 1, "cpu4": 0}
+    ),
+    "no-gpu-node-for-cpu-work": Case(
+        (GPU, CPU2), demand=bundles((CPU1, 8)), replicas={"gpu": 0, "cpu2": 4}
+    ),
+    "no-gpu-node-even-when-plain-group-is-capped": Case(
+        (GPU, dataclasses.replace(CPU2, max_replicas=1)),
+        demand=bundles((CPU1, 8)),
+        replicas={"gpu": 0, "cpu2": 1},
+        held_back=1,
+        reason_has=("maxReplicas=1",),
+    ),
+    "gpu-node-for-gpu-work": Case(
+        (GPU, CPU2), demand=bundles(({"CPU": 1, "GPU": 1}, 2)), replicas={"gpu": 1, "cpu2": 0}
+    ),
+    "gpu-node-for-cpu-work-only-when-nothing-plainer-fits": Case(
+        (GPU, CPU2), demand=bundles(({"CPU": 8}, 1)), replicas={"gpu": 1, "cpu2": 0}
+    ),
+    "max-replicas-caps-and-reports": Case(
+        (dataclasses.replace(SMALL, max_replicas=2),),
+        demand=bundles((CPU1, 5)),
+        replicas={"small-group": 2},
+        held_back=1,
+        reason_has=("maxReplicas=2",),
+    ),
+    "one-big-node-beats-a-capped-small-group-with-spill": Case(
+        (dataclasses.replace(CPU4, max_replicas=1), CPU16),
+        demand=bundles((CPU1, 6)),
+        replicas={"cpu4": 0, "cpu16": 1},
+    ),
+    "capped-group-spills-to-next-plain-group": Case(
+        (dataclasses.replace(SMALL, max_replicas=2), dataclasses.replace(CPU4, max_replicas=1)),
+        demand=bundles((CPU1, 6)),
+        replicas={"small-group": 2, "cpu4": 1},
+    ),
+    # --- placement groups ---
+    "strict-pack-on-one-node": Case(
+        (CPU4,),
+        demand=pgs(Strategy.STRICT_PACK, CPU1, CPU1, CPU1),
+        replicas={"cpu4": 1},
+        extra=same_node_for_pg,
+    ),
+    "strict-pack-too-big-is-infeasible-and-consumes-nothing": Case(
+        (CPU2,),
+        demand=pgs(Strategy.STRICT_PACK, CPU1, CPU1, CPU1),
+        replicas={"cpu2": 0},
+        infeasible=1,
+        reason_has=(),
+    ),
+    "strict-spread-on-distinct-nodes": Case(
+        (CPU4,),
+        demand=pgs(Strategy.STRICT_SPREAD, CPU1, CPU1, CPU1),
+        replicas={"cpu4": 3},
+        extra=distinct_nodes_for_pg,
+    ),
+    "strict-spread-beyond-max-is-infeasible-not-a-crash": Case(
+        (dataclasses.replace(CPU4, max_replicas=2),),
+        demand=pgs(Strategy.STRICT_SPREAD, CPU1, CPU1, CPU1),
+        replicas={"cpu4": 0},
+        infeasible=1,
+    ),
+    "pack-splits-when-it-cannot-pack": Case(
+        (CPU2,), demand=pgs(Strategy.PACK, CPU1, CPU1, CPU1), replicas={"cpu2": 2}
+    ),
+    "pack-packs-when-it-can": Case(
+        (CPU4,), demand=pgs(Strategy.PACK, CPU1, CPU1), replicas={"cpu4": 1}
+    ),
+    "spread-is-best-effort": Case(
+        (CPU4,), demand=pgs(Strategy.SPREAD, CPU1, CPU1, CPU1, CPU1), replicas={"cpu4": 1}
+    ),
+    # --- request_resources ---
+    "request-resources-counts-total-capacity": Case(
+        (SMALL,),
+        (head(cpu=1, free=0), worker("w1", free=0)),
+        Demand(request_resources=(CPU1,) * 4),
+        {"small-group": 3},
+        reason_has=("request_resources 4 × {CPU: 1} exceed total capacity",),
+    ),
+    "request-resources-keeps-idle-nodes": Case(
+        (SMALL,),
+        (head(), worker("w1", idle=100), worker("w2", idle=100)),
+        Demand(request_resources=(CPU1,)),
+        {"small-group": 1},
+        deleted={"w2"},
+        reason_has=("needed by request_resources",),
+    ),
+    # --- min and numOfHosts ---
+    "min-replicas-floor": Case(
+        (dataclasses.replace(SMALL, min_replicas=2),),
+        replicas={"small-group": 2},
+        reason_has=("below minReplicas=2",),
+    ),
+    "multi-host-launches-whole-replicas": Case(
+        (MULTI,), demand=bundles((CPU1, 3)), replicas={"multi": 2}
+    ),
+    "multi-host-deletes-whole-replicas": Case(
+        (MULTI,),
+        (
+            head(),
+            worker("a1", MULTI, idle=90, replica="a"),
+            worker("a2", MULTI, idle=80, replica="a"),
+            worker("b1", MULTI, idle=90, replica="b"),
+            worker("b2", MULTI, free=0, replica="b"),
+        ),
+        replicas={"multi": 1},
+        deleted={"a1", "a2"},
+    ),
+    # --- upscaling mode ---
+    "conservative-limits-pending": Case(
+        (CONS,),
+        demand=bundles((CPU1, 6)),
+        replicas={"small-group": 1},
+        held_back=1,
+        reason_has=("Conservative",),
+    ),
+    "conservative-allows-running-count": Case(
+        (CONS,),
+        (
+            head(),
+            worker("w1", free=0),
+            worker("w2", free=0),
+            worker("w3", free=0, status="pending"),
+        ),
+        bundles((CPU1, 6)),
+        {"small-group": 4},  # pending after plan <= max(1, running=2): 1 pending + 1 new
+        held_back=1,
+    ),
+    "aggressive-is-unlimited": Case(
+        (AGGR,), demand=bundles((CPU1, 6)), replicas={"small-group": 6}
+    ),
+    # --- scale-down ---
+    "idle-past-timeout-is-deleted": Case(
+        (SMALL,),
+        (head(), worker("w1", idle=61)),
+        replicas={"small-group": 0},
+        deleted={"w1"},
+        reason_has=("idle 61 s ≥ 60 s idle timeout",),
+    ),
+    "idle-below-timeout-is-kept": Case(
+        (SMALL,), (head(), worker("w1", idle=59)), replicas={"small-group": 1}
+    ),
+    "group-idle-timeout-override": Case(
+        (dataclasses.replace(SMALL, idle_timeout_s=10),),
+        (head(), worker("w1", idle=11)),
+        replicas={"small-group": 0},
+        deleted={"w1"},
+    ),
+    "longest-idle-goes-first-down-to-min": Case(
+        (dataclasses.replace(SMALL, min_replicas=1),),
+        (head(), worker("w1", idle=70), worker("w2", idle=300)),
+        replicas={"small-group": 1},
+        deleted={"w2"},
+        reason_has=("minReplicas=1",),
+    ),
+    "busy-node-is-never-deleted": Case(
+        (SMALL,), (head(), worker("w1", idle=500, free=0)), replicas={"small-group": 1}
+    ),
+    "head-is-never-deleted": Case((SMALL,), (head(),), replicas={"small-group": 0}),
+    "idle-node-absorbs-demand-instead-of-dying": Case(
+        (SMALL,),
+        (head(), worker("w1", idle=100)),
+        bundles((CPU1, 1)),
+        {"small-group": 1},
+        reason_has=("needed by pending demand",),
+    ),
+    "demand-goes-to-recently-idle-so-longest-idle-can-go": Case(
+        (SMALL,),
+        (head(), worker("w1", idle=100), worker("w2", idle=400)),
+        bundles((CPU1, 1)),
+        {"small-group": 1},
+        deleted={"w2"},
+    ),
+    # --- infeasible ---
+    "infeasible-shape-names-missing-resource": Case(
+        (SMALL,),
+        demand=bundles(({"CPU": 1, "GPU": 1}, 2), (CPU1, 1)),
+        replicas={"small-group": 1},
+        infeasible=1,
+    ),
+    "too-big-shape-is-infeasible": Case(
+        (SMALL,), demand=bundles(({"CPU": 2}, 1)), replicas={"small-group": 0}, infeasible=1
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+def test_rule(case: Case) -> None:
+    inp = PlannerInput(case.groups, case.nodes, case.demand, now=100.0)
+    result = plan(inp)
+    check_plan(inp, result)
+    for group, replicas in case.replicas.items():
+        assert result.groups[group].replicas == replicas, result.groups[group]
+    assert {d.node for d in result.delete} == case.deleted
+    assert len(result.infeasible) == case.infeasible, result.unmet
+    assert len(result.held_back) == case.held_back, result.unmet
+    text = "\n".join(
+        [r for g in result.groups.values() for r in g.reasons]
+        + [u.reason for u in result.unmet]
+        + [d.reason for d in result.delete]
+    )
+    for snippet in case.reason_has:
+        assert snippet in text, text
+    if case.extra:
+        case.extra(result)
+
+
+def test_infeasible_reason_names_the_missing_resource() -> None:
+    inp = PlannerInput((SMALL,), (head(),), bundles(({"CPU": 1, "GPU": 1}, 2)))
+    (unmet,) = plan(inp).infeasible
+    assert unmet.kind is DemandKind.TASK and unmet.count == 2
+    assert "GPU: no group or node has it" in unmet.reason
+
+
+def test_too_big_reason_names_the_largest_offer() -> None:
+    inp = PlannerInput((SMALL,), (head(),), bundles(({"CPU": 3}, 1)))
+    (unmet,) = plan(inp).infeasible
+    assert "CPU: needs 3, largest offers 1" in unmet.reason
+
+
+def test_deletion_reason_and_head_untouched() -> None:
+    inp = PlannerInput((SMALL,), (head(), worker("w1", idle=61)))
+    assert plan(inp).delete == (Deletion("w1", "small-group", "idle 61 s ≥ 60 s idle timeout"),)
+
+
+# --- the checker itself must be able to fail -----------------------------------------------
+def _mutations() -> dict[str, Callable[[Plan], Plan]]:
+    def drop_launch(p: Plan) -> Plan:
+        g = p.groups["small-group"]
+        groups = {**p.groups, "small-group": dataclasses.replace(g, launch=0, replicas=0)}
+        return dataclasses.replace(p, groups=groups)
+
+    def overcommit(p: Plan) -> Plan:
+        first = p.placements[0]
+        return dataclasses.replace(p, placements=(*p.placements, first))
+
+    def delete_busy(p: Plan) -> Plan:
+        return dataclasses.replace(p, delete=(Deletion("busy", "small-group", "x"),))
+
+    def delete_head(p: Plan) -> Plan:
+        return dataclasses.replace(p, delete=(Deletion("head", HEAD_GROUP, "x"),))
+
+    def lose_demand(p: Plan) -> Plan:
+        return dataclasses.replace(p, placements=p.placements[1:])
+
+    return {
+        "fewer-launches-than-used": drop_launch,
+        "over-commit": overcommit,
+        "delete-busy": delete_busy,
+        "delete-head": delete_head,
+        "lose-demand": lose_demand,
+    }
+
+
+@pytest.mark.parametrize("mutate", list(_mutations().values()), ids=list(_mutations()))
+def test_checker_rejects_broken_plans(mutate: Callable[[Plan], Plan]) -> None:
+    inp = PlannerInput(
+        (SMALL,), (head(), worker("busy", free=0, idle=0)), bundles((CPU1, 2)), now=1.0
+    )
+    good = plan(inp)
+    check_plan(inp, good)
+    with pytest.raises(AssertionError):
+        check_plan(inp, mutate(good))
