@@ -1,0 +1,1 @@
+"""Pure builders: RayCluster -> Kubernetes manifests (pods, service)."""
