@@ -29,7 +29,9 @@ setup_venv() {
 setup_k8s() {
     # Installs etcd and builds kube-apiserver (cached under $RAYSCALE_CACHE); prints the
     # environment the Kubernetes tier needs.
-    eval "$(scripts/setup-k8s.sh)"
+    local exports
+    exports=$(scripts/setup-k8s.sh)
+    eval "$exports"
 }
 
 cmd=${1:-}

@@ -1,0 +1,1 @@
+"""Test support for rayscale: real components started on this machine for the test tiers."""
