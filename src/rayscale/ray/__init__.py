@@ -1,0 +1,1 @@
+"""Adapters to a running Ray cluster: GCS demand and node state, drain, status."""
