@@ -1,0 +1,1 @@
+"""The autoscaler: one observe -> plan -> act loop, with pluggable backends."""

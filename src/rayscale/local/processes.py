@@ -1,0 +1,398 @@
+"""Spawn, stop and account for local processes, one process group each.
+
+Every process started through :func:`spawn` is the leader of a new session and process group
+(``start_new_session=True``), so its pid is also its pgid and everything it forks stays in that
+group unless it calls ``setsid``/``setpgid`` itself. Stopping therefore never needs a name
+pattern (no ``pkill -f``): :meth:`ManagedProcess.stop` signals the leader (or the group), waits,
+and then SIGKILLs whatever is left of *that* group.
+
+:func:`find_leftovers` looks for processes that belong to given groups or whose command line or
+environment mentions a marker string (typically a per-run temp dir that the spawner also put in
+the child's environment), so that a process which escaped its group is still found.
+
+Free ports: :func:`free_port` / :func:`free_port_range` pick ports nobody listens on and remember
+the ones handed out recently, so two callers in the same process do not receive the same port
+before either binds it.
+
+Nothing here is Ray-specific; :mod:`rayscale.local.raynodes` builds on it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+DEFAULT_STOP_TIMEOUT_S = 30.0
+DEFAULT_KILL_TIMEOUT_S = 10.0
+_POLL_S = 0.05
+
+# Ports handed out recently by this process (not yet necessarily bound by their user).
+_RECENT_PORTS: deque[int] = deque(maxlen=4096)
+
+
+class ProcessError(RuntimeError):
+    """Base class for errors raised by this module."""
+
+
+class ExecutableNotFoundError(ProcessError):
+    """The command to spawn does not exist or is not executable."""
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A snapshot of one live process, as reported by :func:`find_leftovers`."""
+
+    pid: int
+    pgid: int
+    create_time: float
+    cmdline: str
+    reason: str  # why it matched: "group <pgid>", "cmdline", "environ"
+
+    def describe(self) -> str:
+        """One line: pid, pgid, match reason and the start of the command line."""
+        return f"pid={self.pid} pgid={self.pgid} ({self.reason}): {self.cmdline[:200]}"
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """What happened when a process (group) was stopped."""
+
+    returncode: int | None
+    seconds: float
+    escalated: bool  # SIGKILL was needed
+    leftovers: tuple[ProcessInfo, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing of the group survived."""
+        return not self.leftovers
+
+
+@dataclass
+class ManagedProcess:
+    """A command running as the leader of its own process group, with a log file."""
+
+    name: str
+    argv: tuple[str, ...]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+    started_at: float = field(default_factory=time.monotonic)  # time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def pgid(self) -> int:
+        # start_new_session=True: the child is session and group leader, pgid == pid.
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_running(self) -> bool:
+        """True while the group leader has not exited."""
+        return self.popen.poll() is None
+
+    def members(self) -> list[psutil.Process]:
+        """Live (non-zombie) processes of this process group, the leader included."""
+        return group_members(self.pgid)
+
+    def send_signal(self, sig: int, *, group: bool = False) -> None:
+        """Send ``sig`` to the leader, or to the whole group; missing targets are ignored."""
+        try:
+            if group:
+                os.killpg(self.pgid, sig)
+            elif self.is_running():
+                self.popen.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the leader to exit; None on timeout."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(
+        self,
+        timeout: float = DEFAULT_STOP_TIMEOUT_S,
+        *,
+        term_group: bool = False,
+        kill_timeout: float = DEFAULT_KILL_TIMEOUT_S,
+    ) -> StopResult:
+        """Stop the process group: SIGTERM, wait up to ``timeout``, then SIGKILL the group.
+
+        ``term_group=False`` sends SIGTERM to the leader only and lets it shut its children
+        down in order (what a supervisor such as ``ray start --block`` expects);
+        ``term_group=True`` sends it to every member at once. Either way the call returns only
+        when the whole group is gone or ``kill_timeout`` after the SIGKILL has passed; survivors
+        are reported in :attr:`StopResult.leftovers`.
+        """
+        t0 = time.monotonic()
+        if self.is_running():
+            self.send_signal(signal.SIGTERM, group=term_group)
+        elif self.members():  # the leader is gone but its group is not: nobody else will
+            self.send_signal(signal.SIGTERM, group=True)
+        gone = self._wait_group_gone(t0 + timeout)
+        escalated = False
+        if not gone:
+            escalated = True
+            self.send_signal(signal.SIGKILL, group=True)
+            self._wait_group_gone(time.monotonic() + kill_timeout)
+        self.wait(0)
+        leftovers = tuple(_info(p, f"group {self.pgid}") for p in self.members())
+        return StopResult(
+            returncode=self.returncode,
+            seconds=time.monotonic() - t0,
+            escalated=escalated,
+            leftovers=tuple(i for i in leftovers if i is not None),
+        )
+
+    def _wait_group_gone(self, deadline: float) -> bool:
+        while True:
+            self.wait(0)  # reap the leader so it does not linger as a zombie
+            if not self.is_running() and not self.members():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+
+    def log_tail(self, max_bytes: int = 4000) -> str:
+        """The last ``max_bytes`` of the log file (empty if it does not exist)."""
+        return read_tail(self.log_path, max_bytes)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` as the leader of a new session/process group.
+
+    stdout and stderr are appended to ``log_path`` (parents created); stdin is /dev/null.
+    ``env`` is the complete environment (None: inherit ours). Raises
+    :class:`ExecutableNotFoundError` with a readable message if ``argv[0]`` cannot be run.
+    """
+    if not argv:
+        raise ValueError("argv must not be empty")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError as e:
+            raise ExecutableNotFoundError(f"cannot run {argv[0]!r}: not found ({e})") from e
+        except PermissionError as e:
+            raise ExecutableNotFoundError(f"cannot run {argv[0]!r}: not executable ({e})") from e
+    return ManagedProcess(
+        name=name or Path(argv[0]).name, argv=tuple(argv), log_path=log_path, popen=popen
+    )
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live, non-zombie processes whose process group is ``pgid``."""
+    out: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def find_leftovers(
+    *,
+    pgids: Iterable[int] = (),
+    markers: Iterable[str] = (),
+    exclude_pids: Iterable[int] = (),
+) -> list[ProcessInfo]:
+    """Live processes in any of ``pgids``, or whose cmdline/environment contains a marker.
+
+    The calling process is always excluded (it may legitimately carry a marker in its own
+    environment), as are zombies and ``exclude_pids``. Environments of processes we may not
+    read are skipped.
+    """
+    groups = set(pgids)
+    marks = [m for m in markers if m]
+    skip = {os.getpid(), *exclude_pids}
+    found: list[ProcessInfo] = []
+    for proc in psutil.process_iter():
+        if proc.pid in skip:
+            continue
+        try:
+            reason = _match(proc, groups, marks)
+            info = _info(proc, reason) if reason else None
+        except (ProcessLookupError, psutil.Error):
+            continue
+        if info is not None:
+            found.append(info)
+    return found
+
+
+def _match(proc: psutil.Process, groups: set[int], marks: list[str]) -> str | None:
+    if proc.status() == psutil.STATUS_ZOMBIE:
+        return None
+    pgid = os.getpgid(proc.pid)
+    if pgid in groups:
+        return f"group {pgid}"
+    if not marks:
+        return None
+    cmdline = " ".join(proc.cmdline())
+    if any(m in cmdline for m in marks):
+        return "cmdline"
+    try:
+        environ = proc.environ()
+    except psutil.AccessDenied:
+        return None
+    if any(m in v for v in environ.values() for m in marks):
+        return "environ"
+    return None
+
+
+def _info(proc: psutil.Process, reason: str) -> ProcessInfo | None:
+    try:
+        return ProcessInfo(
+            pid=proc.pid,
+            pgid=os.getpgid(proc.pid),
+            create_time=proc.create_time(),
+            cmdline=" ".join(proc.cmdline()) or proc.name(),
+            reason=reason,
+        )
+    except (ProcessLookupError, psutil.Error):
+        return None
+
+
+def kill_processes(
+    infos: Iterable[ProcessInfo], *, timeout: float = DEFAULT_KILL_TIMEOUT_S
+) -> list[ProcessInfo]:
+    """SIGKILL each process by pid (only if it is still the same process); return survivors."""
+    targets: list[tuple[ProcessInfo, psutil.Process]] = []
+    for info in infos:
+        try:
+            proc = psutil.Process(info.pid)
+            if abs(proc.create_time() - info.create_time) > 0.01:
+                continue  # the pid was reused by an unrelated process
+            proc.kill()
+            targets.append((info, proc))
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs([p for _, p in targets], timeout=timeout)
+    alive_pids = {p.pid for p in alive}
+    return [i for i, _ in targets if i.pid in alive_pids]
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident set size in bytes of ``pid`` and all its descendants (0 if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def group_rss(pgid: int) -> int:
+    """Resident set size in bytes of all live members of process group ``pgid``."""
+    total = 0
+    for proc in group_members(pgid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def is_port_free(port: int, host: str = "") -> bool:
+    """True if a TCP listener could bind ``host:port`` now ("" = all interfaces)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def free_port(host: str = "") -> int:
+    """A TCP port nobody listens on, not handed out recently by this process."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _RECENT_PORTS:
+            _RECENT_PORTS.append(port)
+            return port
+    raise ProcessError("could not find a free TCP port")
+
+
+def free_ports(count: int, host: str = "") -> list[int]:
+    """``count`` distinct free ports (see :func:`free_port`)."""
+    return [free_port(host) for _ in range(count)]
+
+
+def free_port_range(
+    size: int, *, low: int = 10_000, high: int = 32_000, host: str = ""
+) -> tuple[int, int]:
+    """A contiguous range ``(first, last)`` of ``size`` free ports in ``[low, high]``.
+
+    The default window lies below Linux's ephemeral range (32768-60999), so ports picked by
+    :func:`free_port` and by outgoing connections do not land inside it.
+    """
+    if size < 1 or high - low + 1 < size:
+        raise ValueError(f"cannot fit {size} ports in [{low}, {high}]")
+    rng = random.Random()
+    for _ in range(500):
+        first = rng.randrange(low, high - size + 2)
+        ports = range(first, first + size)
+        if any(p in _RECENT_PORTS for p in ports):
+            continue
+        if all(is_port_free(p, host) for p in ports):
+            _RECENT_PORTS.extend(ports)
+            return first, first + size - 1
+    raise ProcessError(f"could not find {size} contiguous free ports in [{low}, {high}]")
+
+
+def read_tail(path: Path, max_bytes: int = 4000) -> str:
+    """The last ``max_bytes`` of a text file, decoded leniently ("" if missing)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

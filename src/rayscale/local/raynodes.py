@@ -1,0 +1,691 @@
+"""Run a real Ray cluster on this machine: one ``ray start --head --block`` plus workers.
+
+Each cluster gets
+- its own short directory (``/tmp/rs-<name>-<random>``) holding the ``ray start`` logs, the
+  Ray temp dir (``<dir>/ray``, shared by all nodes of the cluster, as in Ray's own
+  ``cluster_utils``) and the cluster's auth token (``<dir>/auth_token``, mode 0600);
+- free ports for everything Ray opens that has a flag or env knob, and a distinct worker-port
+  range per node, so several clusters and many nodes coexist on one machine;
+- every node in its own process group (see :mod:`rayscale.local.processes`), with
+  ``RAYSCALE_RUN_DIR=<dir>`` in its environment so that leftovers are found even if a Ray
+  process leaves the group.
+
+Token authentication (Ray 2.60, read from ``ray/_private/authentication`` and ``_raylet.so``):
+- The mode comes from ``RAY_AUTH_MODE`` (``token`` | ``disabled``). If it is unset,
+  ``ray start --head`` turns token auth on only when a token is already available, and
+  ``ray.init()`` starting a new local cluster turns it on always (creating
+  ``~/.ray/auth_token`` if missing). A client connecting to an explicit address never turns
+  it on by itself: it needs ``RAY_AUTH_MODE=token``.
+- The token is looked up, first match wins: ``RAY_AUTH_TOKEN`` (the token itself),
+  ``RAY_AUTH_TOKEN_PATH`` (a file holding it), ``~/.ray/auth_token``.
+- Every gRPC call carries it; a node or client without it fails with
+  ``InvalidAuthToken`` / ``ray.exceptions.AuthenticationError``.
+We never rely on or touch ``~/.ray/auth_token``: every node gets ``RAY_AUTH_MODE=token`` and
+``RAY_AUTH_TOKEN_PATH=<dir>/auth_token`` (and inherited ``RAY_AUTH_TOKEN`` is removed, since it
+would take precedence).
+
+How a user script connects (``cluster.client_env()`` gives exactly these variables)::
+
+    RAY_ADDRESS=<gcs host:port> RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=<dir>/auth_token \\
+        python my_script.py          # the script calls ray.init() or ray.init(address=...)
+
+In-process GCS access (``GcsClient``, ``get_cluster_resource_state``) reads the same settings
+from ``os.environ`` but Ray caches them process-wide; :func:`client_auth` switches them (and
+refreshes Ray's caches) for the duration of a ``with`` block. A process can talk to only one
+token-protected cluster at a time this way: switching tokens makes existing ``GcsClient``
+objects fail until switched back.
+
+Measured on the 2-core development machine (``tests/ray/test_smoke.py`` prints them):
+- head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 4.9-8.4 s,
+  about 680 MB RSS (ray start CLI 132, gcs_server 45, raylet 27, minimal API server 115,
+  ray client server 86, log monitor 77, dashboard agent 120, runtime-env agent 79);
+- worker spawn -> listed in GCS node_states: 2.1-5.6 s, about 360 MB RSS for its process
+  group (ray start CLI 132, raylet 27, dashboard agent 120, runtime-env agent 79), before any
+  Ray worker process runs a task;
+- SIGTERM -> group gone: about 1 s for an idle worker, 1-2 s for the head.
+
+Dashboard choice: ``--include-dashboard=true`` starts nine dashboard module subprocesses
+(~90 MB each): the head grew to about 1.6 GB RSS and took 6.2-6.6 s instead of 4.9-5.3 s.
+The autoscaler needs GCS only, so it is off by default; Ray then still runs a minimal API
+server (usage stats only, no job submission REST API). Turn it on when the jobs API or UI
+is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rayscale.local import processes
+from rayscale.local.processes import ManagedProcess, ProcessInfo, StopResult
+
+# Ray's type stubs do not declare these; they are imported lazily (importing ray takes ~0.5 s).
+GcsClient = Any  # ray._raylet.GcsClient
+ClusterResourceState = Any  # ray.core.generated.autoscaler_pb2.ClusterResourceState
+
+# --- constants -------------------------------------------------------------------------------
+
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"
+AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+MARKER_ENV = "RAYSCALE_RUN_DIR"
+INSTANCE_ID_ENV = "RAY_CLOUD_INSTANCE_ID"
+NODE_TYPE_ENV = "RAY_NODE_TYPE_NAME"
+DRAIN_TIMEOUT_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"
+TOKEN_FILE = "auth_token"
+RAY_TEMP_SUBDIR = "ray"
+HEAD_GROUP = "headgroup"
+RESOURCE_REQUEST_KV_KEY = b"autoscaler_resource_request"
+
+# Above Ray's 75 MiB floor; Ray's default (30% of RAM per node) would not fit many nodes.
+DEFAULT_OBJECT_STORE_BYTES = 80 * 1024 * 1024
+DEFAULT_HEAD_TIMEOUT_S = 120.0
+DEFAULT_JOIN_TIMEOUT_S = 120.0
+# `ray start --block` drains its node on SIGTERM for up to this long (Ray's default is 30 s).
+DEFAULT_DRAIN_TIMEOUT_S = 5.0
+DEFAULT_STOP_TIMEOUT_S = 30.0
+WORKER_PORTS_PER_NODE = 100
+# AF_UNIX paths are limited to 107 bytes; Ray appends about 70 characters to the temp dir:
+# "/ray/session_2026-11-23_09-34-57_226960_4858/sockets/plasma_store" + a counter.
+MAX_ROOT_LEN = 36
+_PORT_IN_USE = re.compile(r"address already in use|already in use|bind.*fail", re.IGNORECASE)
+_AUTH_FAILED = re.compile(r"InvalidAuthToken|Unauthenticated|AuthenticationError")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class RayNodesError(RuntimeError):
+    """Base class for errors starting or stopping local Ray nodes."""
+
+
+class RayNotFoundError(RayNodesError):
+    """The ``ray`` executable could not be found."""
+
+
+class PortInUseError(RayNodesError):
+    """A port the node needs is already taken."""
+
+
+class RayNodeExitedError(RayNodesError):
+    """A ``ray start`` process exited while we waited for it to become ready."""
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
+        self.log_tail = log_tail
+
+    @property
+    def auth_refused(self) -> bool:
+        """True if the log shows the node was refused for a missing/wrong auth token."""
+        return bool(_AUTH_FAILED.search(self.log_tail))
+
+
+class RayStartTimeoutError(RayNodesError):
+    """A node did not become ready in time."""
+
+
+# --- resources and ports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeResources:
+    """What a node advertises to Ray (``ray start`` flags). None = let Ray detect it."""
+
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    memory: int | None = None  # bytes
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+    def to_args(self) -> list[str]:
+        args: list[str] = []
+        if self.num_cpus is not None:
+            args.append(f"--num-cpus={self.num_cpus}")
+        if self.num_gpus is not None:
+            args.append(f"--num-gpus={self.num_gpus}")
+        if self.memory is not None:
+            args.append(f"--memory={self.memory}")
+        if self.custom:
+            args.append(f"--resources={json.dumps(dict(self.custom), sort_keys=True)}")
+        return args
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    """Ports one Ray node listens on. Head-only ports are None on workers."""
+
+    node_manager: int
+    object_manager: int
+    metrics_export: int
+    dashboard_agent_listen: int
+    dashboard_agent_grpc: int
+    runtime_env_agent: int
+    min_worker: int
+    max_worker: int
+    gcs: int | None = None
+    dashboard: int | None = None
+    ray_client_server: int | None = None
+    autoscaler_metrics: int | None = None  # env AUTOSCALER_METRIC_PORT (Ray monitor, 44217)
+    dashboard_metrics: int | None = None  # env DASHBOARD_METRIC_PORT (dashboard head, 44227)
+
+    @classmethod
+    def allocate(cls, *, head: bool, gcs_port: int | None = None) -> NodePorts:
+        """Free ports for every listener, plus a distinct worker-port range."""
+        lo, hi = processes.free_port_range(WORKER_PORTS_PER_NODE)
+        p = processes.free_port
+        return cls(
+            node_manager=p(),
+            object_manager=p(),
+            metrics_export=p(),
+            dashboard_agent_listen=p(),
+            dashboard_agent_grpc=p(),
+            runtime_env_agent=p(),
+            min_worker=lo,
+            max_worker=hi,
+            gcs=(gcs_port or p()) if head else None,
+            dashboard=p() if head else None,
+            ray_client_server=p() if head else None,
+            autoscaler_metrics=p() if head else None,
+            dashboard_metrics=p() if head else None,
+        )
+
+    def listen_ports(self) -> list[int]:
+        """Every single port (not the worker range) this node will bind."""
+        return [v for k, v in vars(self).items() if v is not None and "worker" not in k]
+
+    def to_args(self) -> list[str]:
+        args = [
+            f"--node-manager-port={self.node_manager}",
+            f"--object-manager-port={self.object_manager}",
+            f"--metrics-export-port={self.metrics_export}",
+            f"--dashboard-agent-listen-port={self.dashboard_agent_listen}",
+            f"--dashboard-agent-grpc-port={self.dashboard_agent_grpc}",
+            f"--runtime-env-agent-port={self.runtime_env_agent}",
+            f"--min-worker-port={self.min_worker}",
+            f"--max-worker-port={self.max_worker}",
+        ]
+        if self.gcs is not None:
+            args.append(f"--port={self.gcs}")
+        if self.dashboard is not None:
+            args.append(f"--dashboard-port={self.dashboard}")
+        if self.ray_client_server is not None:
+            args.append(f"--ray-client-server-port={self.ray_client_server}")
+        return args
+
+    def to_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.autoscaler_metrics is not None:
+            env["AUTOSCALER_METRIC_PORT"] = str(self.autoscaler_metrics)
+        if self.dashboard_metrics is not None:
+            env["DASHBOARD_METRIC_PORT"] = str(self.dashboard_metrics)
+        return env
+
+
+# --- executable, directories, token, environment ---------------------------------------------
+
+
+def find_ray_executable() -> str:
+    """The ``ray`` CLI of this Python environment (next to ``sys.executable``), else PATH."""
+    candidate = Path(sys.executable).parent / "ray"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("ray")
+    if found:
+        return found
+    raise RayNotFoundError(
+        f"the `ray` executable was found neither next to {sys.executable} nor on PATH; "
+        "install ray[default]>=2.60 into this environment (pip install -e '.[dev]')"
+    )
+
+
+def make_cluster_dir(name: str, base: Path | None = None) -> Path:
+    """Create a fresh, short directory for one cluster (Unix socket paths are limited)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:10] or "c"
+    root = Path(tempfile.mkdtemp(prefix=f"rs-{slug}-", dir=str(base or "/tmp")))
+    if len(str(root)) > MAX_ROOT_LEN:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RayNodesError(
+            f"cluster dir {root} is longer than {MAX_ROOT_LEN} characters; Ray's Unix socket "
+            "paths under it would exceed the 107-byte limit. Use a shorter base dir."
+        )
+    return root
+
+
+def write_token(path: Path) -> str:
+    """Write a new random token (64 hex chars, like ``ray get-auth-token``) with mode 0600."""
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+def auth_env(token_path: Path) -> dict[str, str]:
+    """The variables that make any Ray process use the token in ``token_path``."""
+    return {AUTH_MODE_ENV: "token", AUTH_TOKEN_PATH_ENV: str(token_path)}
+
+
+def _without_auth(base: Mapping[str, str]) -> dict[str, str]:
+    drop = (AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV, "RAY_ADDRESS")
+    return {k: v for k, v in base.items() if k not in drop}
+
+
+_AUTH_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def client_auth(token_path: Path | None) -> Iterator[None]:
+    """Make in-process Ray clients (``GcsClient``) use ``token_path`` inside the block.
+
+    Ray reads the auth mode and token once and caches them process-wide, so this sets the
+    environment variables, refreshes Ray's config and token cache, and restores both on exit.
+    ``None`` means no token (``RAY_AUTH_MODE=disabled``). Thread-safe, not concurrent: one
+    cluster's token at a time per process.
+    """
+    raylet = _ray_module("ray._raylet")
+    loader, config = raylet.AuthenticationTokenLoader, raylet.Config
+    wanted = auth_env(token_path) if token_path else {AUTH_MODE_ENV: "disabled"}
+    keys = (AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV)
+    with _AUTH_LOCK:
+        saved = {k: os.environ.get(k) for k in keys}
+        try:
+            _set_env({k: wanted.get(k) for k in keys})
+            config.initialize("")
+            loader.instance().reset_cache()
+            yield
+        finally:
+            _set_env(saved)
+            config.initialize("")
+            loader.instance().reset_cache()
+
+
+def _ray_module(name: str) -> Any:
+    return importlib.import_module(name)
+
+
+def _set_env(values: Mapping[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+# --- nodes and clusters ----------------------------------------------------------------------
+
+
+@dataclass
+class RayNode:
+    """One ``ray start --block`` process (head or worker) and what we know about it."""
+
+    name: str
+    group: str
+    is_head: bool
+    process: ManagedProcess
+    ports: NodePorts
+    resources: NodeResources
+    ready_seconds: float | None = None  # spawn -> GCS ready (head) / joined (worker)
+    stop_result: StopResult | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pgid
+
+    def rss_bytes(self) -> int:
+        """RSS of every live process in this node's group (ray start, raylet, agents, workers)."""
+        return processes.group_rss(self.pgid)
+
+
+@dataclass
+class LocalRayCluster:
+    """A Ray head (and workers) running as local processes; see the module docstring."""
+
+    name: str
+    root: Path
+    ray_executable: str
+    token_path: Path
+    gcs_address: str = ""
+    _head: RayNode | None = None
+    workers: dict[str, RayNode] = field(default_factory=dict)
+    object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    node_env: dict[str, str] = field(default_factory=dict)  # extra env for every node
+    stopped_nodes: list[RayNode] = field(default_factory=list)
+    clients: list[ManagedProcess] = field(default_factory=list)  # drivers etc., see start_client
+
+    @property
+    def head(self) -> RayNode:
+        if self._head is None:
+            raise RayNodesError(f"cluster {self.name!r} has no head node")
+        return self._head
+
+    # -- paths and env --
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.root / RAY_TEMP_SUBDIR
+
+    @property
+    def marker(self) -> str:
+        """String found in the cmdline or env of every process of this cluster."""
+        return str(self.root)
+
+    def client_env(self) -> dict[str, str]:
+        """The variables a driver/client must set to connect (see the module docstring)."""
+        return {"RAY_ADDRESS": self.gcs_address, **auth_env(self.token_path)}
+
+    def client_environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A complete environment for a client subprocess: ``base`` (default ours) with any
+        inherited auth settings replaced by this cluster's."""
+        return {**_without_auth(os.environ if base is None else base), **self.client_env()}
+
+    def nodes(self) -> list[RayNode]:
+        return [self.head, *self.workers.values()]
+
+    def all_pgids(self) -> list[int]:
+        nodes = [n.pgid for n in [*self.nodes(), *self.stopped_nodes]]
+        return [*nodes, *(c.pgid for c in self.clients)]
+
+    # -- GCS --
+
+    @contextlib.contextmanager
+    def gcs(self) -> Iterator[GcsClient]:
+        """A ``GcsClient`` for this cluster, with the cluster's token active in this block."""
+        with client_auth(self.token_path):
+            yield _ray_module("ray._raylet").GcsClient(address=self.gcs_address)
+
+    def resource_state(self) -> ClusterResourceState:
+        """``ray.autoscaler.v2.sdk.get_cluster_resource_state`` for this cluster."""
+        from ray.autoscaler.v2.sdk import get_cluster_resource_state
+
+        with self.gcs() as client:
+            return get_cluster_resource_state(client)
+
+    def resource_request_kv(self) -> Any:
+        """The decoded JSON under GCS KV ``autoscaler_resource_request`` (None if unset)."""
+        with self.gcs() as client:
+            raw = client.internal_kv_get(RESOURCE_REQUEST_KV_KEY, None)
+        return None if raw is None else json.loads(raw)
+
+    # -- workers --
+
+    def start_worker(
+        self,
+        name: str,
+        group: str = "workers",
+        resources: NodeResources | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = DEFAULT_JOIN_TIMEOUT_S,
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> RayNode:
+        """Start a worker node named ``name`` (its ``RAY_CLOUD_INSTANCE_ID``) in ``group``.
+
+        With ``wait``, returns once GCS lists a live node with that instance id; raises
+        :class:`RayNodeExitedError` (e.g. auth refused: ``.auth_refused``) or
+        :class:`RayStartTimeoutError` otherwise. ``env`` overrides node variables, e.g.
+        ``{"RAY_AUTH_MODE": "disabled"}`` to start a worker without the token.
+        """
+        if name in self.workers:
+            raise RayNodesError(f"worker {name!r} already exists in cluster {self.name!r}")
+        resources = resources or NodeResources()
+        ports = NodePorts.allocate(head=False)
+        argv = [
+            self.ray_executable, "start", "--block", f"--address={self.gcs_address}",
+            *self._common_args(), "--include-log-monitor=false",
+            *ports.to_args(), *resources.to_args(), *extra_args,
+        ]  # fmt: skip
+        node = self._spawn(name, group, False, argv, ports, resources, env)
+        self.workers[name] = node
+        if wait:
+            self.wait_joined(node, timeout)
+        return node
+
+    def wait_joined(self, node: RayNode, timeout: float = DEFAULT_JOIN_TIMEOUT_S) -> float:
+        """Block until GCS lists ``node`` as alive; return seconds since it was spawned."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not node.process.is_running():
+                raise RayNodeExitedError(
+                    f"worker {node.name!r} exited with code {node.process.returncode} "
+                    f"before joining {self.gcs_address}",
+                    node.process.log_tail(),
+                )
+            if self._node_alive(node.name):
+                node.ready_seconds = time.monotonic() - node.process.started_at
+                return node.ready_seconds
+            if time.monotonic() > deadline:
+                raise RayStartTimeoutError(
+                    f"worker {node.name!r} did not join {self.gcs_address} within {timeout:.0f}s"
+                    f"\n--- log tail ---\n{node.process.log_tail()}"
+                )
+            time.sleep(0.25)
+
+    def _node_alive(self, instance_id: str) -> bool:
+        dead = _ray_module("ray.core.generated.autoscaler_pb2").NodeStatus.DEAD
+        try:
+            state = self.resource_state()
+        except Exception:
+            return False
+        return any(n.instance_id == instance_id and n.status != dead for n in state.node_states)
+
+    def stop_worker(self, name: str, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> StopResult:
+        """Stop one worker (SIGTERM to ``ray start``: it drains, then stops its processes)."""
+        node = self.workers.pop(name)
+        node.stop_result = node.process.stop(timeout)
+        self.stopped_nodes.append(node)
+        return node.stop_result
+
+    # -- clients --
+
+    def start_client(
+        self,
+        argv: Sequence[str],
+        name: str = "client",
+        env: Mapping[str, str] | None = None,
+    ) -> ManagedProcess:
+        """Run a command (e.g. a driver script) against this cluster in its own process group.
+
+        It gets :meth:`client_environ` plus ``env``; its output goes to ``<dir>/logs/<name>.log``.
+        The cluster tracks it and :meth:`stop` stops it before the nodes.
+        """
+        log_path = self.root / "logs" / f"{name}-{len(self.clients)}.log"
+        proc = processes.spawn(
+            argv, name=name, log_path=log_path, env={**self.client_environ(), **(env or {})}
+        )
+        self.clients.append(proc)
+        return proc
+
+    def start_python(
+        self, code: str, name: str = "driver", env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        """Run ``python -c code`` (this interpreter) as a client; see :meth:`start_client`."""
+        return self.start_client([sys.executable, "-u", "-c", code], name, env)
+
+    # -- whole cluster --
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> list[ProcessInfo]:
+        """Stop clients, then all workers (in parallel), then the head; return what is left."""
+        for client in self.clients:
+            client.stop(timeout)
+        workers = list(self.workers)
+        for name in workers:
+            self.workers[name].process.send_signal(signal.SIGTERM)
+        for name in workers:
+            self.stop_worker(name, timeout)
+        if self.head.stop_result is None:
+            self.head.stop_result = self.head.process.stop(timeout)
+        return self.leftovers()
+
+    def leftovers(self) -> list[ProcessInfo]:
+        """Live processes of this cluster's groups, or mentioning its directory."""
+        return processes.find_leftovers(pgids=self.all_pgids(), markers=[self.marker])
+
+    def remove_dir(self) -> None:
+        """Delete the cluster directory (logs, Ray temp dir, token)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- internals --
+
+    def _common_args(self) -> list[str]:
+        return [
+            f"--temp-dir={self.temp_dir}",
+            f"--object-store-memory={self.object_store_memory}",
+            "--disable-usage-stats",
+            "--log-style=record",
+            "--log-color=false",
+        ]
+
+    def _node_environ(
+        self, name: str, group: str, ports: NodePorts, override: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        env = _without_auth(os.environ)
+        env.update(auth_env(self.token_path))
+        env.update(
+            {
+                MARKER_ENV: self.marker,
+                INSTANCE_ID_ENV: name,
+                NODE_TYPE_ENV: group,
+                DRAIN_TIMEOUT_ENV: str(self.drain_timeout_s),
+                "RAY_USAGE_STATS_ENABLED": "0",
+            }
+        )
+        env.update(ports.to_env())
+        env.update(self.node_env)
+        env.update(override or {})
+        return env
+
+    def _spawn(
+        self,
+        name: str,
+        group: str,
+        is_head: bool,
+        argv: list[str],
+        ports: NodePorts,
+        resources: NodeResources,
+        env: Mapping[str, str] | None,
+    ) -> RayNode:
+        busy = [p for p in ports.listen_ports() if not processes.is_port_free(p)]
+        if busy:
+            raise PortInUseError(f"cannot start Ray node {name!r}: port(s) {busy} already in use")
+        try:
+            proc = processes.spawn(
+                argv,
+                name=name,
+                log_path=self.root / "logs" / f"{name}.log",
+                env=self._node_environ(name, group, ports, env),
+            )
+        except processes.ExecutableNotFoundError as e:
+            raise RayNotFoundError(str(e)) from e
+        return RayNode(name, group, is_head, proc, ports, resources)
+
+
+def start_head(
+    name: str = "rayscale",
+    resources: NodeResources | None = None,
+    *,
+    head_name: str | None = None,
+    include_dashboard: bool = False,
+    monitor: bool = False,
+    gcs_port: int | None = None,
+    object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = DEFAULT_HEAD_TIMEOUT_S,
+) -> LocalRayCluster:
+    """Start a Ray head as a local process and wait until its GCS answers.
+
+    - ``include_dashboard=False`` (default): Ray still runs a minimal API server but not the
+      nine dashboard modules (UI, jobs REST API, ...): about 1.5 s faster, 930 MB smaller.
+    - ``monitor=False`` (default): ``--no-monitor``, as KubeRay does with in-tree autoscaling:
+      the autoscaler is ours, not Ray's monitor process.
+    - ``env`` is added to every node's environment (head and workers).
+
+    On any failure the head is stopped and the directory kept for its logs.
+    """
+    ray = find_ray_executable()
+    root = make_cluster_dir(name, base_dir)
+    token_path = root / TOKEN_FILE
+    write_token(token_path)
+    ports = NodePorts.allocate(head=True, gcs_port=gcs_port)
+    resources = resources or NodeResources()
+    head_name = head_name or f"{name}-head"
+    cluster = LocalRayCluster(
+        name=name,
+        root=root,
+        ray_executable=ray,
+        token_path=token_path,
+        object_store_memory=object_store_memory,
+        drain_timeout_s=drain_timeout_s,
+        node_env=dict(env or {}),
+    )
+    argv = [
+        ray, "start", "--head", "--block", *cluster._common_args(),
+        f"--include-dashboard={'true' if include_dashboard else 'false'}",
+        *([] if monitor else ["--no-monitor"]),
+        *ports.to_args(), *resources.to_args(), *extra_args,
+    ]  # fmt: skip
+    try:
+        cluster._head = cluster._spawn(head_name, HEAD_GROUP, True, argv, ports, resources, None)
+    except RayNodesError:
+        cluster.remove_dir()  # nothing ran, no logs worth keeping
+        raise
+    try:
+        _wait_head_ready(cluster, timeout)
+    except BaseException:
+        cluster.head.stop_result = cluster.head.process.stop()
+        raise
+    return cluster
+
+
+def _wait_head_ready(cluster: LocalRayCluster, timeout: float) -> None:
+    """Wait for ``ray start`` to write the GCS address, then for GCS to answer a query."""
+    head = cluster.head
+    address_file = cluster.temp_dir / "ray_current_cluster"
+    deadline = time.monotonic() + timeout
+    while True:
+        if not head.process.is_running():
+            tail = head.process.log_tail()
+            msg = f"Ray head exited with code {head.process.returncode} while starting"
+            if _PORT_IN_USE.search(tail):
+                raise PortInUseError(f"{msg} (a port is in use):\n{tail}")
+            raise RayNodeExitedError(msg, tail)
+        if not cluster.gcs_address and address_file.is_file():
+            cluster.gcs_address = address_file.read_text().strip()
+        if cluster.gcs_address and _gcs_answers(cluster):
+            head.ready_seconds = time.monotonic() - head.process.started_at
+            return
+        if time.monotonic() > deadline:
+            raise RayStartTimeoutError(
+                f"Ray head did not become ready within {timeout:.0f}s"
+                f"\n--- log tail ---\n{head.process.log_tail()}"
+            )
+        time.sleep(0.2)
+
+
+def _gcs_answers(cluster: LocalRayCluster) -> bool:
+    try:
+        state = cluster.resource_state()
+    except Exception:
+        return False
+    return len(state.node_states) > 0
