@@ -71,9 +71,242 @@ def plan_cmd(
         sys.stdout.write(plan_to_text(result) + "\n")
 
 
+def _load_spec(path: Path):  # type: ignore[no-untyped-def]
+    from rayscale.spec import SpecError, load_file
+
+    try:
+        return load_file(path)
+    except SpecError as exc:
+        fail(exc.format())
+
+
+def _connect_text(name: str, env: dict[str, str]) -> str:
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    return (
+        f"Cluster {name} is up. Connect a script with:\n"
+        f"  export {exports}\n"
+        f"  python my_script.py   # ray.init() picks these up\n"
+        f"or run a command with the address and token set:  rayscale exec {name} -- python ..."
+    )
+
+
+@app.command("up")
+def up_cmd(
+    file: Annotated[Path, typer.Argument(help="RayCluster YAML (KubeRay ray.io/v1)")],
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once the head is ready")
+    ] = False,
+    period: Annotated[
+        float, typer.Option("--period", min=0.1, help="Autoscaler period in seconds")
+    ] = 1.0,
+) -> None:
+    """Run the cluster a RayCluster YAML describes, locally, with autoscaling."""
+    from rayscale.local import registry, supervisor
+
+    spec = _load_spec(file)
+    name = spec.cluster.name
+    record = registry.read(name)
+    if record is not None and registry.supervisor_alive(record):
+        fail(
+            f"cluster {name!r} is already running (supervisor pid {record.pid}); "
+            f"stop it first with `rayscale down {name}`"
+        )
+    if detach:
+        _up_detached(file, name, period)
+        return
+    sup = supervisor.Supervisor(spec, str(file.resolve()), period)
+    sup.handle_signals()
+    try:
+        rec = sup.start()
+    except Exception as exc:
+        fail(f"could not start {name}: {exc}", code=1)
+    err.print(_connect_text(name, rec.client_env()))
+    left = _run_live(sup)
+    raise typer.Exit(1 if left else 0)
+
+
+def _run_live(sup) -> list[str]:  # type: ignore[no-untyped-def]
+    import threading
+
+    from rich.live import Live
+    from rich.text import Text
+
+    from rayscale.autoscaler.status import format_status
+
+    result: list[list[str]] = []
+    worker = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
+    worker.start()
+    if not sys.stdout.isatty():
+        while worker.is_alive():
+            worker.join(0.5)
+        return result[0] if result else []
+    with Live(Text("starting..."), refresh_per_second=2, transient=False) as live:
+        while worker.is_alive():
+            if sup.last is not None:
+                live.update(Text(format_status(sup.last)))
+            worker.join(0.5)
+    return result[0] if result else []
+
+
+def _up_detached(file: Path, name: str, period: float) -> None:
+    import subprocess
+    import time
+
+    from rayscale.local import registry
+
+    log_path = registry.cluster_dir(name) / "supervisor.out"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rayscale.local.supervisor",
+                str(file.resolve()),
+                "--period",
+                str(period),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        record = registry.read(name)
+        if record is not None and record.pid == proc.pid and record.status == "ready":
+            err.print(_connect_text(name, record.client_env()))
+            err.print(f"Supervisor pid {proc.pid}; stop with `rayscale down {name}`.")
+            return
+        if proc.poll() is not None:
+            fail(
+                f"the supervisor exited with code {proc.returncode}:\n"
+                + log_path.read_text()[-3000:],
+                code=1,
+            )
+        time.sleep(0.3)
+    fail(f"the head did not become ready within 300 s; see {log_path}", code=1)
+
+
+def _pick(name: str | None) -> str:
+    from rayscale.local import registry
+
+    names = registry.names()
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        fail(
+            "no local cluster is running"
+            if not names
+            else f"several clusters are running ({', '.join(names)}); name one"
+        )
+    if name not in names:
+        fail(
+            f"no local cluster named {name!r}" + (f"; running: {', '.join(names)}" if names else "")
+        )
+    return name
+
+
+@app.command("status")
+def status_cmd(
+    name: Annotated[str | None, typer.Argument(help="Cluster name (default: the only one)")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.text,
+) -> None:
+    """A `ray status`-like view of a local cluster, plus each group's target and reasons."""
+    from rayscale.autoscaler.status import format_status
+    from rayscale.local import registry
+
+    name = _pick(name)
+    record = registry.read(name)
+    assert record is not None
+    status = registry.read_status(name)
+    alive = registry.supervisor_alive(record)
+    if output is Output.json:
+        data = dict(
+            status
+            or {"name": name, "address": record.address, "groups": [], "nodes": [], "demand": {}}
+        )
+        data["supervisor"] = {"pid": record.pid, "alive": alive, "state": record.status}
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    if not alive:
+        err.print(
+            f"warning: the supervisor of {name} (pid {record.pid}) is not running; "
+            f"`rayscale down {name}` cleans up"
+        )
+    if status is None:
+        sys.stdout.write(f"{name}: {record.status}, no autoscaler iteration yet\n")
+        return
+    sys.stdout.write(format_status(status) + "\n")
+
+
+@app.command("down")
+def down_cmd(
+    name: Annotated[str | None, typer.Argument(help="Cluster name (default: the only one)")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop")] = 90.0,
+) -> None:
+    """Stop every process of a local cluster (even if its supervisor was killed)."""
+    import os
+    import signal
+    import time
+
+    from rayscale.local import registry
+
+    name = _pick(name)
+    record = registry.read(name)
+    assert record is not None
+    if registry.supervisor_alive(record):
+        os.kill(record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while registry.supervisor_alive(record) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    left = registry.clean_up(record)
+    if left:
+        fail(f"could not stop: {', '.join(p.describe() for p in left)}", code=1)
+    err.print(f"{name}: stopped")
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Cluster name")],
+) -> None:
+    """Run a command against the cluster (address and token set), like kubectl exec on the head.
+
+    Paths under the head's ConfigMap mounts (e.g. /home/ray/samples/...) map to local copies.
+    """
+    import os
+    import subprocess
+
+    from rayscale.local import registry
+    from rayscale.local.kubelet import rewrite_paths
+
+    name = _pick(name)
+    record = registry.read(name)
+    assert record is not None
+    argv = [a for a in ctx.args if a != "--"]
+    if not argv:
+        fail("no command given: rayscale exec NAME -- CMD [ARGS...]")
+    if record.status != "ready":
+        fail(f"cluster {name} is {record.status}, not ready")
+    mounts = {k: Path(v) for k, v in record.mounts.items()}
+    argv = rewrite_paths(argv, mounts)
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN",)}
+    env.update(record.client_env())
+    try:
+        code = subprocess.call(argv, env=env)
+    except FileNotFoundError:
+        fail(f"command not found: {argv[0]}")
+    raise typer.Exit(code)
+
+
 @bench_app.command("planner")
 def bench_planner(
-    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per scenario")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per scenario")
+    ] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer repeats (noisier)")] = False,
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", help="Run only these (S1..S5)")

@@ -1,0 +1,113 @@
+"""Where local clusters are recorded, so that `status`, `exec` and `down` find them.
+
+``$RAYSCALE_HOME`` (default ``~/.rayscale``) holds ``clusters/<name>/`` with:
+- ``state.json``: supervisor pid (and its start time, so a reused pid is not mistaken for it),
+  the run dir every Ray process of the cluster carries in its environment, the GCS address,
+  the token file and the ConfigMap mounts;
+- ``status.json``: the latest autoscaler iteration (written each tick);
+- ``supervisor.log``: the supervisor's log (with every decision and its reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from rayscale.local import processes
+
+
+def home() -> Path:
+    return Path(os.environ.get("RAYSCALE_HOME") or Path.home() / ".rayscale")
+
+
+@dataclass
+class ClusterRecord:
+    name: str
+    spec: str
+    pid: int
+    pid_started: float
+    status: str = "starting"  # starting | ready | stopping
+    run_dir: str = ""
+    address: str = ""
+    token_path: str = ""
+    mounts: dict[str, str] = field(default_factory=dict)  # container path -> local dir
+
+    def client_env(self) -> dict[str, str]:
+        return {
+            "RAY_ADDRESS": self.address,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": self.token_path,
+        }
+
+
+def cluster_dir(name: str) -> Path:
+    return home() / "clusters" / name
+
+
+def write(record: ClusterRecord) -> None:
+    path = cluster_dir(record.name) / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2))
+    tmp.replace(path)
+
+
+def read(name: str) -> ClusterRecord | None:
+    path = cluster_dir(name) / "state.json"
+    try:
+        return ClusterRecord(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def names() -> list[str]:
+    root = home() / "clusters"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())
+
+
+def write_status(name: str, status: dict[str, Any]) -> None:
+    path = cluster_dir(name) / "status.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, indent=2, ensure_ascii=False))
+    tmp.replace(path)
+
+
+def read_status(name: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((cluster_dir(name) / "status.json").read_text())
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+def supervisor_alive(record: ClusterRecord) -> bool:
+    try:
+        proc = psutil.Process(record.pid)
+        return bool(abs(proc.create_time() - record.pid_started) < 0.05 and proc.is_running())
+    except psutil.Error:
+        return False
+
+
+def leftovers(record: ClusterRecord) -> list[processes.ProcessInfo]:
+    """Every live process of this cluster (they all carry its run dir in their env)."""
+    if not record.run_dir:
+        return []
+    return processes.find_leftovers(markers=[record.run_dir])
+
+
+def clean_up(record: ClusterRecord) -> list[processes.ProcessInfo]:
+    """Kill what a dead supervisor left behind, by PID; remove its files. Returns survivors."""
+    survivors = processes.kill_processes(leftovers(record))
+    if not survivors:
+        if record.run_dir:
+            shutil.rmtree(record.run_dir, ignore_errors=True)
+        shutil.rmtree(cluster_dir(record.name), ignore_errors=True)
+    return survivors
