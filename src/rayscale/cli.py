@@ -302,6 +302,22 @@ def exec_cmd(
     raise typer.Exit(code)
 
 
+@app.command("demo")
+def demo_cmd(
+    idle_timeout: Annotated[
+        int, typer.Option("--idle-timeout", min=0, help="Seconds before an idle worker goes")
+    ] = 10,
+    period: Annotated[float, typer.Option("--period", min=0.1, help="Autoscaler period")] = 0.5,
+) -> None:
+    """Seed 002 end to end on the embedded runtime, with a timeline; exit 0 if it behaved."""
+    from rayscale.local import demo, registry
+
+    record = registry.read(demo.DEMO_NAME)
+    if record is not None and registry.supervisor_alive(record):
+        fail(f"a demo is already running (pid {record.pid}); `rayscale down {demo.DEMO_NAME}`")
+    raise typer.Exit(demo.run(idle_timeout, period, out=lambda s: print(s, flush=True)))
+
+
 @bench_app.command("planner")
 def bench_planner(
     json_output: Annotated[

@@ -187,9 +187,7 @@ class Autoscaler:
                 "launch %d %s: %s",
                 decision.launch,
                 name,
-                "; ".join(
-                    r.split(": ", 1)[1] for r in decision.reasons if r.startswith("launch ")
-                ),
+                "; ".join(r.split(": ", 1)[1] for r in decision.reasons if r.startswith("launch ")),
             )
 
     def _log_notes(self, result: Plan) -> None:

@@ -123,8 +123,7 @@ class _Packer:
         spare = (self.cap[:, unused] / scale[unused]).sum(axis=1)
         return self._first_fit(vec, need, count, np.argsort(spare, kind="stable"))
 
-    def _first_fit(self, vec: np.ndarray, need: np.ndarray, count: int,
-                   order: np.ndarray) -> int:
+    def _first_fit(self, vec: np.ndarray, need: np.ndarray, count: int, order: np.ndarray) -> int:
         sub = self.cap[order][:, need]
         fit = np.floor(sub / vec[need] + _EPS).min(axis=1).clip(min=0)
         before = np.cumsum(fit) - fit
@@ -221,8 +220,9 @@ class _Feasibility:
         self.dims = dims
         hosts = [g.resources for g in inp.groups if g.max_replicas > 0]
         self.caps = _matrix([*hosts, *(n.total for n in inp.nodes)], dims)
-        self.host_limits = [g.max_replicas * g.num_of_hosts for g in inp.groups
-                            if g.max_replicas > 0] + [1] * len(inp.nodes)
+        self.host_limits = [
+            g.max_replicas * g.num_of_hosts for g in inp.groups if g.max_replicas > 0
+        ] + [1] * len(inp.nodes)
 
     def fits(self, vec: np.ndarray) -> bool:
         return bool(np.any(np.all(self.caps + _EPS >= vec, axis=1)))
@@ -230,13 +230,17 @@ class _Feasibility:
     def spread_fits(self, vecs: Sequence[np.ndarray]) -> bool:
         if not all(self.fits(v) for v in vecs):
             return False
-        hosts = sum(lim for cap, lim in zip(self.caps, self.host_limits, strict=True)
-                    if any(np.all(cap + _EPS >= v) for v in vecs))
+        hosts = sum(
+            lim
+            for cap, lim in zip(self.caps, self.host_limits, strict=True)
+            if any(np.all(cap + _EPS >= v) for v in vecs)
+        )
         return hosts >= len(vecs)
 
 
-def _sort_key(vec: np.ndarray, scale: np.ndarray, scarce: np.ndarray,
-              kinds_first: bool = False) -> tuple[Any, ...]:
+def _sort_key(
+    vec: np.ndarray, scale: np.ndarray, scarce: np.ndarray, kinds_first: bool = False
+) -> tuple[Any, ...]:
     """Decreasing: scarce-resource bundles first, then by dominant share. ``kinds_first``
     puts bundles asking for more resource kinds first, so the flexible ones (CPU only) come
     last and fill what the others strand."""
@@ -288,8 +292,9 @@ def _demand(inp: PlannerInput, dims: list[str], feas: _Feasibility) -> _Demand:
 PACKINGS = ("first-fit", "complement-first-fit", "dot-product")
 
 
-def _pack(dem: _Demand, free: _Packer, totals: _Packer, scale: np.ndarray,
-          method: str) -> list[str]:
+def _pack(
+    dem: _Demand, free: _Packer, totals: _Packer, scale: np.ndarray, method: str
+) -> list[str]:
     """Pack the demand (decreasing order) with one of :data:`PACKINGS`; returns what did not
     fit."""
     dims = dem.dims
@@ -321,8 +326,9 @@ def _pack(dem: _Demand, free: _Packer, totals: _Packer, scale: np.ndarray,
     return unplaced
 
 
-def verify_certificate(inp: PlannerInput, launch: Mapping[str, int],
-                       placements: Sequence[Placement]) -> list[str]:
+def verify_certificate(
+    inp: PlannerInput, launch: Mapping[str, int], placements: Sequence[Placement]
+) -> list[str]:
     """Check a planner's own placements (``Plan.placements``) with our code; returns problems.
 
     Every feasible task bundle, placement-group bundle and request_resources bundle must be
@@ -367,8 +373,9 @@ def verify_certificate(inp: PlannerInput, launch: Mapping[str, int],
             pool[pl.node][k] = pool[pl.node].get(k, 0.0) - v * pl.count
     for group, names in sorted(new_per_group.items()):
         if len(names) > launch.get(group, 0):
-            problems.append(f"{len(names)} new {group} nodes placed on, {launch.get(group, 0)} "
-                            "launched")
+            problems.append(
+                f"{len(names)} new {group} nodes placed on, {launch.get(group, 0)} launched"
+            )
     for pool_name, pool in (("free", free), ("total", total)):
         for node, left in pool.items():
             over = {k: v for k, v in left.items() if v < -_EPS * max(1.0, abs(v))}
@@ -386,8 +393,9 @@ def verify_certificate(inp: PlannerInput, launch: Mapping[str, int],
     for i, pg in enumerate(d.placement_groups):
         got = pg_nodes.get(i, {})
         if len(got) < len(pg.bundles):
-            problems.append(f"placement_groups[{i}] {pg.name}: {len(got)} of "
-                            f"{len(pg.bundles)} bundles placed")
+            problems.append(
+                f"placement_groups[{i}] {pg.name}: {len(got)} of {len(pg.bundles)} bundles placed"
+            )
         elif pg.strategy is Strategy.STRICT_PACK and len(set(got.values())) != 1:
             problems.append(f"placement_groups[{i}] STRICT_PACK split over nodes")
         elif pg.strategy is Strategy.STRICT_SPREAD and len(set(got.values())) != len(got):
@@ -398,8 +406,9 @@ def verify_certificate(inp: PlannerInput, launch: Mapping[str, int],
     return problems
 
 
-def check(inp: PlannerInput, launch: Mapping[str, int],
-          placements: Sequence[Placement] | None = None) -> CheckResult:
+def check(
+    inp: PlannerInput, launch: Mapping[str, int], placements: Sequence[Placement] | None = None
+) -> CheckResult:
     """Pack all feasible demand into the cluster plus ``launch`` (node type -> new nodes).
 
     Up to three packings are tried in turn (:data:`PACKINGS`), and the first that fits
@@ -418,8 +427,7 @@ def check(inp: PlannerInput, launch: Mapping[str, int],
     free_cap = _matrix([*free_rows, *new], dims)
     total_cap = _matrix([*(n.total for n in inp.nodes), *new], dims)
     feas = _Feasibility(inp, dims)
-    scale = np.maximum(np.vstack([total_cap, feas.caps, np.ones((1, len(dims)))]).max(axis=0),
-                       _EPS)
+    scale = np.maximum(np.vstack([total_cap, feas.caps, np.ones((1, len(dims)))]).max(axis=0), _EPS)
     dem = _demand(inp, dims, feas)
     unplaced: list[str] = []
     method = ""
@@ -442,8 +450,14 @@ def check(inp: PlannerInput, launch: Mapping[str, int],
     )
 
 
-def _add(items: list[_Item], excluded: list[str], feas: _Feasibility, v: np.ndarray,
-         count: int, label: str) -> None:
+def _add(
+    items: list[_Item],
+    excluded: list[str],
+    feas: _Feasibility,
+    v: np.ndarray,
+    count: int,
+    label: str,
+) -> None:
     if count <= 0:
         return
     if feas.fits(v):
@@ -461,8 +475,10 @@ def max_launch(inp: PlannerInput) -> dict[str, int]:
     existing: dict[str, int] = {}
     for n in inp.nodes:
         existing[n.group] = existing.get(n.group, 0) + 1
-    return {g.name: max(0, g.max_replicas * g.num_of_hosts - existing.get(g.name, 0))
-            for g in inp.groups}
+    return {
+        g.name: max(0, g.max_replicas * g.num_of_hosts - existing.get(g.name, 0))
+        for g in inp.groups
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,14 +569,27 @@ def rayscale_runner(inp: PlannerInput) -> Callable[[], AnchorRun]:
         t0 = time.perf_counter()
         result = plan(inp)
         elapsed = (time.perf_counter() - t0) * 1000
-        launch = {name: d.launch * hosts.get(name, 1)
-                  for name, d in sorted(result.groups.items()) if d.launch > 0}
-        infeasible = [f"{u.kind.value}[{u.index}] {format_shape(u.resources)} x{u.count}: "
-                      f"{u.reason}" for u in result.infeasible]
-        notes = [f"held back: {u.kind.value}[{u.index}] {format_shape(u.resources)} "
-                 f"x{u.count}: {u.reason}" for u in result.held_back]
-        return AnchorRun(launch=launch, elapsed_ms=elapsed, infeasible=infeasible, notes=notes,
-                         extra={"placements": result.placements})
+        launch = {
+            name: d.launch * hosts.get(name, 1)
+            for name, d in sorted(result.groups.items())
+            if d.launch > 0
+        }
+        infeasible = [
+            f"{u.kind.value}[{u.index}] {format_shape(u.resources)} x{u.count}: {u.reason}"
+            for u in result.infeasible
+        ]
+        notes = [
+            f"held back: {u.kind.value}[{u.index}] {format_shape(u.resources)} "
+            f"x{u.count}: {u.reason}"
+            for u in result.held_back
+        ]
+        return AnchorRun(
+            launch=launch,
+            elapsed_ms=elapsed,
+            infeasible=infeasible,
+            notes=notes,
+            extra={"placements": result.placements},
+        )
 
     return run
 
@@ -582,13 +611,15 @@ class BenchConfig:
         quick = quick or os.environ.get("RAYSCALE_BENCH_QUICK", "") not in ("", "0")
         env = os.environ.get
         return BenchConfig(
-            repeats={"rayscale": 2, "ray_v1": 1, "ray_v2": 1} if quick
+            repeats={"rayscale": 2, "ray_v1": 1, "ray_v2": 1}
+            if quick
             else {"rayscale": 5, "ray_v1": 3, "ray_v2": 3},
             timeout_s=float(env("RAYSCALE_BENCH_TIMEOUT_S", "120" if quick else "600")),
             budget_s=float(env("RAYSCALE_BENCH_BUDGET_S", "20" if quick else "90")),
             seed=int(env("RAYSCALE_BENCH_SEED", str(DEFAULT_SEED))),
-            upscaling_speed=float(env("RAYSCALE_BENCH_UPSCALING_SPEED",
-                                      str(KUBERAY_DEFAULT_UPSCALING_SPEED))),
+            upscaling_speed=float(
+                env("RAYSCALE_BENCH_UPSCALING_SPEED", str(KUBERAY_DEFAULT_UPSCALING_SPEED))
+            ),
         )
 
 
@@ -603,12 +634,18 @@ def _runners(inp: PlannerInput, cfg: BenchConfig) -> dict[str, Callable[[], Runn
     }
 
 
-def bench_scenario(sc: Scenario, cfg: BenchConfig,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def bench_scenario(
+    sc: Scenario, cfg: BenchConfig, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Time and check every scheduler on one scenario; one JSON-ready row."""
     row: dict[str, Any] = {
-        "scenario": sc.name, "title": sc.title, "seed": sc.seed, "bundles": sc.bundles,
-        "shapes": sc.shapes, "nodes": sc.nodes, "node_types": sc.node_types,
+        "scenario": sc.name,
+        "title": sc.title,
+        "seed": sc.seed,
+        "bundles": sc.bundles,
+        "shapes": sc.shapes,
+        "nodes": sc.nodes,
+        "node_types": sc.node_types,
         "request_resources": len(sc.input.demand.request_resources),
     }
     excluded: tuple[str, ...] = ()
@@ -622,8 +659,9 @@ def bench_scenario(sc: Scenario, cfg: BenchConfig,
     return row
 
 
-def _fill(row: dict[str, Any], name: str, timed: Timed, inp: PlannerInput,
-          cfg: BenchConfig) -> tuple[str, ...]:
+def _fill(
+    row: dict[str, Any], name: str, timed: Timed, inp: PlannerInput, cfg: BenchConfig
+) -> tuple[str, ...]:
     run = timed.run
     times = timed.times_ms
     row[f"{name}_status"] = timed.status
@@ -636,16 +674,26 @@ def _fill(row: dict[str, Any], name: str, timed: Timed, inp: PlannerInput,
     if timed.status == "timeout":
         row[f"{name}_ms_lower_bound"] = cfg.timeout_s * 1000
     if run is None:
-        row.update({f"{name}_satisfied": None, f"{name}_cpus": None, f"{name}_gpus": None,
-                    f"{name}_launched_nodes": None, f"{name}_unplaced": None,
-                    f"{name}_infeasible": None, f"{name}_notes": notes})
+        row.update(
+            {
+                f"{name}_satisfied": None,
+                f"{name}_cpus": None,
+                f"{name}_gpus": None,
+                f"{name}_launched_nodes": None,
+                f"{name}_unplaced": None,
+                f"{name}_infeasible": None,
+                f"{name}_notes": notes,
+            }
+        )
         return ()
     extra = dict(run.extra)
     placements = extra.pop("placements", None)
     result = check(inp, run.launch, placements)
     if result.method == "certificate":
-        notes.append("the checker's packings found no room; the planner's own placements "
-                     "were verified instead (capacity, coverage, STRICT_PACK/SPREAD)")
+        notes.append(
+            "the checker's packings found no room; the planner's own placements "
+            "were verified instead (capacity, coverage, STRICT_PACK/SPREAD)"
+        )
     row[f"{name}_satisfied"] = result.satisfied
     row[f"{name}_check"] = result.method
     row[f"{name}_launched_nodes"] = result.nodes
@@ -662,8 +710,11 @@ def _fill(row: dict[str, Any], name: str, timed: Timed, inp: PlannerInput,
 def _compare(row: dict[str, Any], cfg: BenchConfig) -> None:
     """``speedup_vs_best_ray`` and the plain list of where rayscale loses."""
     ray_ms = [row[f"{s}_ms"] for s in RAY_SCHEDULERS if row[f"{s}_ms"] is not None]
-    bounds = [row[f"{s}_ms_lower_bound"] for s in RAY_SCHEDULERS
-              if row.get(f"{s}_ms_lower_bound") is not None]
+    bounds = [
+        row[f"{s}_ms_lower_bound"]
+        for s in RAY_SCHEDULERS
+        if row.get(f"{s}_ms_lower_bound") is not None
+    ]
     ours = row["rayscale_ms"]
     row["speedup_vs_best_ray"] = None
     row["speedup_is_lower_bound"] = False
@@ -678,20 +729,23 @@ def _compare(row: dict[str, Any], cfg: BenchConfig) -> None:
     if row["rayscale_status"] != "ok":
         losses.append(f"{sc}: rayscale did not run ({row['rayscale_status']})")
     elif not row["rayscale_satisfied"]:
-        losses.append(f"{sc}: rayscale leaves feasible demand unplaced: "
-                      f"{row['rayscale_unplaced']}")
+        losses.append(f"{sc}: rayscale leaves feasible demand unplaced: {row['rayscale_unplaced']}")
     else:
         for s in RAY_SCHEDULERS:
             if not row.get(f"{s}_satisfied"):
                 continue
             for res in ("cpus", "gpus"):
                 if row[f"rayscale_{res}"] > row[f"{s}_{res}"] + _EPS:
-                    losses.append(f"{sc}: rayscale launches {row[f'rayscale_{res}']:g} "
-                                  f"{res.upper()[:-1]}s, {s} {row[f'{s}_{res}']:g} (both "
-                                  "satisfy all feasible demand)")
+                    losses.append(
+                        f"{sc}: rayscale launches {row[f'rayscale_{res}']:g} "
+                        f"{res.upper()[:-1]}s, {s} {row[f'{s}_{res}']:g} (both "
+                        "satisfy all feasible demand)"
+                    )
     if ours and ray_ms and ours > min(ray_ms):
-        losses.append(f"{sc}: rayscale is slower ({ours:g} ms) than the best Ray "
-                      f"scheduler ({min(ray_ms):g} ms)")
+        losses.append(
+            f"{sc}: rayscale is slower ({ours:g} ms) than the best Ray "
+            f"scheduler ({min(ray_ms):g} ms)"
+        )
     row["rayscale_losses"] = losses
 
 
@@ -718,8 +772,10 @@ def _ms_text(row: Mapping[str, Any], s: str) -> str:
         return f">{row[f'{s}_ms_lower_bound'] / 1000:g} s (timeout)"
     if row[f"{s}_ms"] is None:
         return str(row[f"{s}_status"])
-    return (f"{row[f'{s}_ms']:.1f} ({row[f'{s}_ms_min']:.1f}-{row[f'{s}_ms_max']:.1f}, "
-            f"n={row[f'{s}_runs']})")
+    return (
+        f"{row[f'{s}_ms']:.1f} ({row[f'{s}_ms_min']:.1f}-{row[f'{s}_ms_max']:.1f}, "
+        f"n={row[f'{s}_runs']})"
+    )
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], cfg: BenchConfig) -> None:
@@ -727,27 +783,43 @@ def print_table(rows: Sequence[Mapping[str, Any]], cfg: BenchConfig) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title="rayscale plan() vs Ray 2.60 schedulers (same input, one process)",
-                  show_lines=True)
-    for col in ("scenario", "scheduler", "ms median (min-max, n)", "launched",
-                "nodes", "CPUs", "GPUs", "all feasible demand fits (how)"):
+    table = Table(
+        title="rayscale plan() vs Ray 2.60 schedulers (same input, one process)", show_lines=True
+    )
+    for col in (
+        "scenario",
+        "scheduler",
+        "ms median (min-max, n)",
+        "launched",
+        "nodes",
+        "CPUs",
+        "GPUs",
+        "all feasible demand fits (how)",
+    ):
         table.add_column(col, overflow="fold")
     for row in rows:
-        size = (f"{row['scenario']}\n{row['bundles']} bundles, {row['shapes']} shapes\n"
-                f"{row['nodes']} nodes, {row['node_types']} types\n"
-                f"speedup vs best Ray: {_speed(row)}")
+        size = (
+            f"{row['scenario']}\n{row['bundles']} bundles, {row['shapes']} shapes\n"
+            f"{row['nodes']} nodes, {row['node_types']} types\n"
+            f"speedup vs best Ray: {_speed(row)}"
+        )
         for i, s in enumerate(SCHEDULERS):
             sat = row[f"{s}_satisfied"]
             table.add_row(
-                size if i == 0 else "", s, _ms_text(row, s), _launch_text(row[f"{s}_launch"]),
-                _num(row[f"{s}_launched_nodes"]), _num(row[f"{s}_cpus"]),
+                size if i == 0 else "",
+                s,
+                _ms_text(row, s),
+                _launch_text(row[f"{s}_launch"]),
+                _num(row[f"{s}_launched_nodes"]),
+                _num(row[f"{s}_cpus"]),
                 _num(row[f"{s}_gpus"]),
-                "-" if sat is None else (f"yes ({row[f'{s}_check']})" if sat
-                                         else "[red]NO[/red]"),
+                "-" if sat is None else (f"yes ({row[f'{s}_check']})" if sat else "[red]NO[/red]"),
             )
     console.print(table)
-    console.print(f"timing: median of up to {dict(cfg.repeats)} runs per scheduler; only the "
-                  "scheduler call is timed; machine shared, so min-max shows the noise.")
+    console.print(
+        f"timing: median of up to {dict(cfg.repeats)} runs per scheduler; only the "
+        "scheduler call is timed; machine shared, so min-max shows the noise."
+    )
     for row in rows:
         for line in _row_notes(row):
             console.print(f"- {row['scenario']}: {line}", markup=False, highlight=False)
@@ -765,8 +837,11 @@ def _num(x: float | None) -> str:
 
 
 def _row_notes(row: Mapping[str, Any]) -> list[str]:
-    out = [f"excluded as infeasible (fits no group): {row['excluded_infeasible']}"] \
-        if row["excluded_infeasible"] else []
+    out = (
+        [f"excluded as infeasible (fits no group): {row['excluded_infeasible']}"]
+        if row["excluded_infeasible"]
+        else []
+    )
     for s in SCHEDULERS:
         out += [f"{s}: {n}" for n in row[f"{s}_notes"]]
         if row[f"{s}_infeasible"]:
@@ -803,8 +878,11 @@ def main(json_output: bool, quick: bool = False, scenarios: list[str] | None = N
 
 
 def _cli(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rayscale bench planner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rayscale bench planner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 120 s timeout")
     parser.add_argument("--scenario", action="append", help="S1..S5 (repeatable)")

@@ -169,8 +169,9 @@ class FakeNodeProvider(NodeProvider):
         }
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
-        return [n for n, t in self._tags.items()
-                if all(t.get(k) == v for k, v in tag_filters.items())]
+        return [
+            n for n, t in self._tags.items() if all(t.get(k) == v for k, v in tag_filters.items())
+        ]
 
     def node_tags(self, node_id: str) -> dict[str, str]:
         return self._tags[node_id]
@@ -197,8 +198,12 @@ class V1Anchor:
         self.upscaling_speed = upscaling_speed
         head = head_node(inp)
         self.node_types: dict[str, dict[str, Any]] = {
-            HEAD_GROUP: {"resources": dict(head.total), "min_workers": 0, "max_workers": 0,
-                         "node_config": {}},
+            HEAD_GROUP: {
+                "resources": dict(head.total),
+                "min_workers": 0,
+                "max_workers": 0,
+                "node_config": {},
+            },
         }
         for g in inp.groups:
             self.node_types[g.name] = {
@@ -244,8 +249,12 @@ class V1Anchor:
         )
         elapsed = (time.perf_counter() - t0) * 1000
         launch = {t: int(n) for t, n in sorted(to_launch.items()) if n}
-        return AnchorRun(launch=launch, elapsed_ms=elapsed,
-                         infeasible=summarize_shapes(unfulfilled), notes=self._cap_notes(launch))
+        return AnchorRun(
+            launch=launch,
+            elapsed_ms=elapsed,
+            infeasible=summarize_shapes(unfulfilled),
+            notes=self._cap_notes(launch),
+        )
 
     def _cap_notes(self, launch: Mapping[str, int]) -> list[str]:
         """Say when v1's upscaling_speed limit is what stopped a node type."""
@@ -253,11 +262,18 @@ class V1Anchor:
         running, pending = _worker_counts(self.inp)
         notes = []
         for t, n in launch.items():
-            bound = max(AUTOSCALER_UPSCALING_INITIAL_NUM_NODES,
-                        int(self.upscaling_speed * max(running[t], 1))) - pending[t]
+            bound = (
+                max(
+                    AUTOSCALER_UPSCALING_INITIAL_NUM_NODES,
+                    int(self.upscaling_speed * max(running[t], 1)),
+                )
+                - pending[t]
+            )
             if n >= bound:
-                notes.append(f"v1 upscaling limit reached for {t}: {n} = max(5, "
-                             f"{self.upscaling_speed:g} x {running[t]} running) - pending")
+                notes.append(
+                    f"v1 upscaling limit reached for {t}: {n} = max(5, "
+                    f"{self.upscaling_speed:g} x {running[t]} running) - pending"
+                )
         return notes
 
 
@@ -265,8 +281,10 @@ def _pg_table_data(index: int, pg: PlacementGroupDemand) -> Any:
 
     pid = pg_id(index, pg)
     bundles = [
-        Bundle(bundle_id=Bundle.BundleIdentifier(placement_group_id=pid, bundle_index=i),
-               unit_resources=dict(b))
+        Bundle(
+            bundle_id=Bundle.BundleIdentifier(placement_group_id=pid, bundle_index=i),
+            unit_resources=dict(b),
+        )
         for i, b in enumerate(pg.bundles)
     ]
     return PlacementGroupTableData(
@@ -301,8 +319,9 @@ class V2Anchor:
         self.upscaling_speed = upscaling_speed
         head = head_node(inp)
         self.node_type_configs = {
-            HEAD_GROUP: NodeTypeConfig(name=HEAD_GROUP, min_worker_nodes=0, max_worker_nodes=1,
-                                       resources=dict(head.total)),
+            HEAD_GROUP: NodeTypeConfig(
+                name=HEAD_GROUP, min_worker_nodes=0, max_worker_nodes=1, resources=dict(head.total)
+            ),
         }
         for g in inp.groups:
             self.node_type_configs[g.name] = NodeTypeConfig(
@@ -313,9 +332,7 @@ class V2Anchor:
             )
         self.max_num_nodes = sum(c.max_worker_nodes for c in self.node_type_configs.values())
         self.instances = [_v2_instance(i, n) for i, n in enumerate(inp.nodes)]
-        self.resource_requests = [
-            _by_count(b.resources, b.count) for b in inp.demand.bundles
-        ]
+        self.resource_requests = [_by_count(b.resources, b.count) for b in inp.demand.bundles]
         self.gangs = [_gang(i, pg) for i, pg in enumerate(inp.demand.placement_groups)]
         self.constraints = _constraints(inp.demand.request_resources)
 
@@ -341,13 +358,16 @@ class V2Anchor:
         launch: Counter[str] = Counter()
         for lr in reply.to_launch:
             launch[lr.instance_type] += lr.count
-        infeasible = summarize_shapes(dict(r.resources_bundle)
-                                      for r in reply.infeasible_resource_requests)
+        infeasible = summarize_shapes(
+            dict(r.resources_bundle) for r in reply.infeasible_resource_requests
+        )
         infeasible += [f"gang {g.details}" for g in reply.infeasible_gang_resource_requests]
-        infeasible += ["request_resources constraint"
-                       for _ in reply.infeasible_cluster_resource_constraints]
-        run = AnchorRun(launch=dict(sorted(launch.items())), elapsed_ms=elapsed,
-                        infeasible=infeasible)
+        infeasible += [
+            "request_resources constraint" for _ in reply.infeasible_cluster_resource_constraints
+        ]
+        run = AnchorRun(
+            launch=dict(sorted(launch.items())), elapsed_ms=elapsed, infeasible=infeasible
+        )
         if reply.to_terminate:
             run.notes.append(f"v2 also terminates {len(reply.to_terminate)} node(s)")
         self._cap(run)
@@ -357,10 +377,14 @@ class V2Anchor:
         """Apply Ray's own ``Reconciler._compute_to_launch`` to the decision (first wave)."""
 
         queued = _queued_instances(run.launch)
-        running = [i.im_instance for i in self.instances
-                   if i.im_instance is not None and i.ray_node is not None]
-        waves = Reconciler._compute_to_launch(queued, [], running, self.upscaling_speed,
-                                              AUTOSCALER_MAX_CONCURRENT_LAUNCHES)
+        running = [
+            i.im_instance
+            for i in self.instances
+            if i.im_instance is not None and i.ray_node is not None
+        ]
+        waves = Reconciler._compute_to_launch(
+            queued, [], running, self.upscaling_speed, AUTOSCALER_MAX_CONCURRENT_LAUNCHES
+        )
         first = {t: len(v) for t, v in sorted(waves.items()) if v}
         total, wave = sum(run.launch.values()), sum(first.values())
         run.extra["first_wave"] = first
@@ -384,11 +408,22 @@ def _v2_instance(index: int, node: NodeView) -> Any:
     nid = _node_id(index, node)
     kind = NodeKind.HEAD if node.is_head else NodeKind.WORKER
     if node.status != "running":
-        im = Instance(instance_id=f"im-{index}", cloud_instance_id=node.name,
-                      status=Instance.ALLOCATED, instance_type=node.group, node_kind=kind)
+        im = Instance(
+            instance_id=f"im-{index}",
+            cloud_instance_id=node.name,
+            status=Instance.ALLOCATED,
+            instance_type=node.group,
+            node_kind=kind,
+        )
         return AutoscalerInstance(cloud_instance_id=node.name, im_instance=im)
-    im = Instance(instance_id=f"im-{index}", cloud_instance_id=node.name, node_id=nid.hex(),
-                  status=Instance.RAY_RUNNING, instance_type=node.group, node_kind=kind)
+    im = Instance(
+        instance_id=f"im-{index}",
+        cloud_instance_id=node.name,
+        node_id=nid.hex(),
+        status=Instance.RAY_RUNNING,
+        instance_type=node.group,
+        node_kind=kind,
+    )
     ray_node = NodeState(
         node_id=nid,
         instance_id=node.name,
@@ -403,8 +438,9 @@ def _v2_instance(index: int, node: NodeView) -> Any:
 
 def _by_count(shape: Resources, count: int) -> Any:
 
-    return ResourceRequestByCount(request=ResourceRequest(resources_bundle=dict(shape)),
-                                  count=count)
+    return ResourceRequestByCount(
+        request=ResourceRequest(resources_bundle=dict(shape)), count=count
+    )
 
 
 def _gang(index: int, pg: PlacementGroupDemand) -> Any:
@@ -412,14 +448,21 @@ def _gang(index: int, pg: PlacementGroupDemand) -> Any:
     label = f"_PG_{pg_id(index, pg).hex()}"
     constraints = []
     if pg.strategy is Strategy.STRICT_PACK:
-        constraints = [PlacementConstraint(
-            affinity=AffinityConstraint(label_name=label, label_value=""))]
+        constraints = [
+            PlacementConstraint(affinity=AffinityConstraint(label_name=label, label_value=""))
+        ]
     elif pg.strategy is Strategy.STRICT_SPREAD:
-        constraints = [PlacementConstraint(
-            anti_affinity=AntiAffinityConstraint(label_name=label, label_value=""))]
+        constraints = [
+            PlacementConstraint(
+                anti_affinity=AntiAffinityConstraint(label_name=label, label_value="")
+            )
+        ]
+
     def requests() -> list[Any]:
-        return [ResourceRequest(resources_bundle=dict(b), placement_constraints=constraints)
-                for b in pg.bundles]
+        return [
+            ResourceRequest(resources_bundle=dict(b), placement_constraints=constraints)
+            for b in pg.bundles
+        ]
 
     # Both the legacy ``requests`` and ``bundle_selectors``, as the GCS fills them.
     return GangResourceRequest(
@@ -436,8 +479,11 @@ def _constraints(requests: Sequence[Resources]) -> list[Any]:
     counts: Counter[tuple[tuple[str, float], ...]] = Counter(
         tuple(sorted((k, float(v)) for k, v in r.items())) for r in requests
     )
-    return [ClusterResourceConstraint(
-        resource_requests=[_by_count(dict(k), n) for k, n in counts.items()])]
+    return [
+        ClusterResourceConstraint(
+            resource_requests=[_by_count(dict(k), n) for k, n in counts.items()]
+        )
+    ]
 
 
 def _queued_instances(launch: Mapping[str, int]) -> list[Any]:
@@ -445,8 +491,15 @@ def _queued_instances(launch: Mapping[str, int]) -> list[Any]:
     out: list[Any] = []
     for t, n in launch.items():
         for i in range(n):
-            history = [Instance.StatusHistory(instance_status=Instance.QUEUED,
-                                              timestamp_ns=len(out) + 1)]
-            out.append(Instance(instance_id=f"queued-{t}-{i}", instance_type=t,
-                                status=Instance.QUEUED, status_history=history))
+            history = [
+                Instance.StatusHistory(instance_status=Instance.QUEUED, timestamp_ns=len(out) + 1)
+            ]
+            out.append(
+                Instance(
+                    instance_id=f"queued-{t}-{i}",
+                    instance_type=t,
+                    status=Instance.QUEUED,
+                    status_history=history,
+                )
+            )
     return out

@@ -147,8 +147,9 @@ def _head(rng: random.Random, total: Resources, busy_cpu: float) -> NodeView:
     if "memory" in avail:
         avail["memory"] = max(0.0, avail["memory"] - busy_cpu * 2 * GiB)
     name = f"{CLUSTER}-head-{_suffix(rng)}"
-    return NodeView(name=name, group=HEAD_GROUP, status="running", total=dict(total),
-                    available=avail)
+    return NodeView(
+        name=name, group=HEAD_GROUP, status="running", total=dict(total), available=avail
+    )
 
 
 def _tasks(
@@ -246,8 +247,9 @@ def s1(seed: int = DEFAULT_SEED) -> Scenario:
     )
     head = _head(rng, HEAD_RESOURCES, busy_cpu=0)
     inp = PlannerInput(groups=groups, nodes=(head,), demand=demand)
-    return Scenario("S1", "1k bundles, 3 types, 12 PGs, request_resources 64 CPU, no workers",
-                    seed, inp)
+    return Scenario(
+        "S1", "1k bundles, 3 types, 12 PGs, request_resources 64 CPU, no workers", seed, inp
+    )
 
 
 def s2(seed: int = DEFAULT_SEED) -> Scenario:
@@ -255,8 +257,7 @@ def s2(seed: int = DEFAULT_SEED) -> Scenario:
     rng = random.Random(seed + 2)
     groups = _s1_groups(10)
     shapes = [s for s, _ in S1_SHAPES]
-    workers = _workers(rng, S1_TYPES, {"cpu16": 100, "gpu4": 30, "highmem": 20}, shapes,
-                       (0.2, 1.0))
+    workers = _workers(rng, S1_TYPES, {"cpu16": 100, "gpu4": 30, "highmem": 20}, shapes, (0.2, 1.0))
     pgs = _pgs(rng, 8, S1_PG_POOL, groups)
     n_pg = sum(len(p.bundles) for p in pgs)
     demand = Demand(
@@ -382,8 +383,9 @@ def s4(seed: int = DEFAULT_SEED) -> Scenario:
     shapes = _distinct_shapes(rng, 10_000)
     demand = Demand(bundles=tuple(BundleDemand(resources=s, count=1) for s in shapes))
     inp = PlannerInput(groups=groups, nodes=tuple(nodes), demand=demand)
-    return Scenario("S4", "10k bundles, all distinct shapes, 1,000 running nodes, 20 types",
-                    seed, inp)
+    return Scenario(
+        "S4", "10k bundles, all distinct shapes, 1,000 running nodes, 20 types", seed, inp
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,8 +418,7 @@ def s5(seed: int = DEFAULT_SEED) -> Scenario:
         nodes=(head, *gpu_nodes, *busy_cpu),
         demand=Demand(bundles=tuple(tasks)),
     )
-    return Scenario("S5", "CPU/GPU mix: idle GPU nodes, CPU work that could waste GPUs", seed,
-                    inp)
+    return Scenario("S5", "CPU/GPU mix: idle GPU nodes, CPU work that could waste GPUs", seed, inp)
 
 
 def tiny(seed: int = DEFAULT_SEED) -> Scenario:
@@ -428,11 +429,20 @@ def tiny(seed: int = DEFAULT_SEED) -> Scenario:
     del seed
     groups = (GroupConfig("cpu1", {"CPU": 1.0}, min_replicas=0, max_replicas=10),)
     head_total = {"memory": float(2 * GiB)}
-    head = NodeView(name=f"{CLUSTER}-head-tiny0", group=HEAD_GROUP, status="running",
-                    total=head_total, available=dict(head_total))
+    head = NodeView(
+        name=f"{CLUSTER}-head-tiny0",
+        group=HEAD_GROUP,
+        status="running",
+        total=head_total,
+        available=dict(head_total),
+    )
     demand = Demand(bundles=(BundleDemand(resources={"CPU": 1.0}, count=3),))
-    return Scenario("tiny", "3 x {CPU: 1}, one 1-CPU group, a 0-CPU head, no workers", 0,
-                    PlannerInput(groups=groups, nodes=(head,), demand=demand))
+    return Scenario(
+        "tiny",
+        "3 x {CPU: 1}, one 1-CPU group, a 0-CPU head, no workers",
+        0,
+        PlannerInput(groups=groups, nodes=(head,), demand=demand),
+    )
 
 
 SCENARIOS: dict[str, Callable[[int], Scenario]] = {

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import psutil
 
@@ -74,7 +75,7 @@ class Supervisor:
         self.runtime = LocalRuntime(spec)
         self.failures: collections.deque[str] = collections.deque(maxlen=5)
         self.autoscaler: Autoscaler | None = None
-        self.last: dict[str, object] | None = None
+        self.last: dict[str, Any] | None = None
 
     def start(self) -> registry.ClusterRecord:
         note = prepare(self.name)
