@@ -101,10 +101,16 @@ def up_cmd(
     ] = 1.0,
 ) -> None:
     """Run the cluster a RayCluster YAML describes, locally, with autoscaling."""
+    from rayscale.builders.pods import head_pod
     from rayscale.local import registry, supervisor
+    from rayscale.local.kubelet import PodSpecError, check_config_maps
 
     spec = _load_spec(file)
     name = spec.cluster.name
+    try:
+        check_config_maps(head_pod(spec.cluster, f"{name}-head-check"), spec.config_maps)
+    except PodSpecError as exc:
+        fail(f"{file}: {exc}")
     record = registry.read(name)
     if record is not None and registry.supervisor_alive(record):
         fail(
@@ -316,6 +322,19 @@ def demo_cmd(
     if record is not None and registry.supervisor_alive(record):
         fail(f"a demo is already running (pid {record.pid}); `rayscale down {demo.DEMO_NAME}`")
     raise typer.Exit(demo.run(idle_timeout, period, out=lambda s: print(s, flush=True)))
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    trials: Annotated[int, typer.Option(min=1, help="Scale-up/scale-down cycles")] = 5,
+    idle_timeout: Annotated[int, typer.Option("--idle-timeout", min=1)] = 5,
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """Latencies (demand -> launch decision, idle expiry -> removal) and supervisor RSS."""
+    from rayscale.bench.e2e import main as run
+
+    raise typer.Exit(run(json_output, trials, idle_timeout, period))
 
 
 @bench_app.command("planner")

@@ -886,7 +886,17 @@ def _cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 120 s timeout")
     parser.add_argument("--scenario", action="append", help="S1..S5 (repeatable)")
+    parser.add_argument(
+        "--table-from",
+        metavar="FILE",
+        help="render the table from a saved --json run instead of running",
+    )
     args = parser.parse_args(argv)
+    if args.table_from:
+        with open(args.table_from) as f:
+            rows = [json.loads(line) for line in f if line.startswith("{")]
+        print_table(rows, BenchConfig.make(args.quick))
+        return 0
     return main(args.json, args.quick, args.scenario)
 
 

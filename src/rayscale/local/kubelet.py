@@ -146,6 +146,16 @@ def local_pod(pod: Mapping[str, Any], head_address: str = "") -> LocalPod:
     )
 
 
+def check_config_maps(pod: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]]) -> None:
+    """Every ConfigMap the pod mounts must be defined; the error names it and the fix."""
+    for mount_path, (cm_name, _items) in config_map_mounts(pod).items():
+        if cm_name not in config_maps:
+            raise PodSpecError(
+                f"volume mount {mount_path} needs ConfigMap {cm_name!r}, which the file does "
+                "not define; add it as another YAML document (---) in the same file"
+            )
+
+
 def materialise_config_maps(
     pod: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]], root: Path
 ) -> dict[str, Path]:
@@ -153,13 +163,9 @@ def materialise_config_maps(
 
     A mount of a ConfigMap the file does not define is an error naming the ConfigMap.
     """
+    check_config_maps(pod, config_maps)
     out: dict[str, Path] = {}
     for mount_path, (cm_name, items) in config_map_mounts(pod).items():
-        if cm_name not in config_maps:
-            raise PodSpecError(
-                f"volume mount {mount_path} needs ConfigMap {cm_name!r}, which the file does "
-                "not define; add it as another YAML document (---) in the same file"
-            )
         data = config_maps[cm_name]
         target = root / "volumes" / cm_name
         target.mkdir(parents=True, exist_ok=True)

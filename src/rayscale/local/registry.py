@@ -104,10 +104,17 @@ def leftovers(record: ClusterRecord) -> list[processes.ProcessInfo]:
 
 
 def clean_up(record: ClusterRecord) -> list[processes.ProcessInfo]:
-    """Kill what a dead supervisor left behind, by PID; remove its files. Returns survivors."""
+    """Kill what a dead supervisor left behind, by PID; forget the cluster (its logs stay).
+
+    Returns the processes that survived (normally none)."""
     survivors = processes.kill_processes(leftovers(record))
     if not survivors:
         if record.run_dir:
             shutil.rmtree(record.run_dir, ignore_errors=True)
-        shutil.rmtree(cluster_dir(record.name), ignore_errors=True)
+        forget(record.name)
     return survivors
+
+
+def forget(name: str) -> None:
+    for file in ("state.json", "status.json"):
+        (cluster_dir(name) / file).unlink(missing_ok=True)

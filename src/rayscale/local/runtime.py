@@ -58,6 +58,7 @@ class LocalRuntime:
         cluster = self.cluster_spec
         pod = head_pod(cluster, head_pod_prefix(cluster) + suffix())
         local = kubelet.local_pod(pod)
+        kubelet.check_config_maps(pod, self.spec.config_maps)  # before anything starts
         env = {k: v for k, v in local.env.items() if k != "RAY_ADDRESS"}
         self.ray = start_head(
             cluster.name,

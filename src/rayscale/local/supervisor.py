@@ -136,8 +136,7 @@ class Supervisor:
         else:
             if self.runtime.ray is not None:
                 self.runtime.ray.remove_dir()
-            for name in ("state.json", "status.json"):
-                (registry.cluster_dir(self.name) / name).unlink(missing_ok=True)
+            registry.forget(self.name)
         return left
 
     def handle_signals(self) -> None:
