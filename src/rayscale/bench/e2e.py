@@ -156,11 +156,17 @@ def _trial(
 ) -> dict[str, float]:
     before = {n for n in probe.workers()}
     seen_events = len(_log_events(log_path))
-    subprocess.run(
-        [sys.executable, str(script), "make", f"a{i}"], env=env, check=True, capture_output=True
+    # Poll while the driver runs: the demand appears in GCS before the driver exits.
+    driver = subprocess.Popen(
+        [sys.executable, str(script), "make", f"a{i}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    _wait(probe.pending, 30, "pending demand in GCS")
+    _wait(probe.pending, 30, "pending demand in GCS", step=0.005)
     visible = time.time()
+    if driver.wait(60) != 0:
+        raise RuntimeError(f"the driver creating actor a{i} failed ({driver.returncode})")
     launch = _wait(
         lambda: next((e for e in _log_events(log_path)[seen_events:] if e[1] == "launch"), None),
         60,
@@ -193,7 +199,7 @@ def _trial(
     gone = time.time()
     rss.append(supervisor.memory_info().rss)
     return {
-        "demand_to_launch_decision_s": max(0.0, launch[0] - visible),
+        "demand_to_launch_decision_s": launch[0] - visible,
         "launch_to_joined_s": joined - launch[0],
         "idle_expiry_to_delete_decision_s": delete[0] - expiry,
         "idle_expiry_to_removed_s": gone - expiry,
