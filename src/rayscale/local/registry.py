@@ -89,18 +89,29 @@ def read_status(name: str) -> dict[str, Any] | None:
 
 
 def supervisor_alive(record: ClusterRecord) -> bool:
+    """True if the supervisor runs. A killed one that its (re)parent has not reaped yet is a
+    zombie, which psutil's ``is_running()`` still reports as running: it counts as dead."""
     try:
         proc = psutil.Process(record.pid)
-        return bool(abs(proc.create_time() - record.pid_started) < 0.05 and proc.is_running())
+        return bool(
+            abs(proc.create_time() - record.pid_started) < 0.05
+            and proc.is_running()
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
     except psutil.Error:
         return False
 
 
+def process_marker(name: str) -> str:
+    """Set in every node's environment; the trailing slash keeps ``foo`` from matching
+    ``foo-bar``."""
+    return f"{cluster_dir(name)}/"
+
+
 def leftovers(record: ClusterRecord) -> list[processes.ProcessInfo]:
-    """Every live process of this cluster (they all carry its run dir in their env)."""
-    if not record.run_dir:
-        return []
-    return processes.find_leftovers(markers=[record.run_dir])
+    """Every live process of this cluster: they carry its marker and run dir in their env."""
+    markers = [process_marker(record.name)] + ([record.run_dir] if record.run_dir else [])
+    return processes.find_leftovers(markers=markers)
 
 
 def clean_up(record: ClusterRecord) -> list[processes.ProcessInfo]:

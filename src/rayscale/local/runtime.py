@@ -41,8 +41,12 @@ class LocalRuntime:
         spec: LoadedSpec,
         object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
         head_timeout_s: float = 180.0,
+        marker: str | None = None,
     ) -> None:
+        """``marker`` goes into every node's environment (``RAYSCALE_CLUSTER``) so that the
+        cluster's processes can be found even before its run dir is recorded."""
         self.spec = spec
+        self.marker = marker
         self.cluster_spec = spec.cluster
         self.object_store_memory = object_store_memory
         self.head_timeout_s = head_timeout_s
@@ -65,12 +69,16 @@ class LocalRuntime:
             local.resources,
             head_name=local.name,
             object_store_memory=self.object_store_memory,
-            env=None,
+            env={"RAYSCALE_CLUSTER": self.marker} if self.marker else None,
             extra_args=local.extra_args,
             timeout=self.head_timeout_s,
         )
-        self.ray.node_env.update({k: v for k, v in env.items() if k.startswith("RAY_CLUSTER")})
-        self.mounts = kubelet.materialise_config_maps(pod, self.spec.config_maps, self.ray.root)
+        try:
+            self.ray.node_env.update({k: v for k, v in env.items() if k.startswith("RAY_CLUSTER")})
+            self.mounts = kubelet.materialise_config_maps(pod, self.spec.config_maps, self.ray.root)
+        except BaseException:
+            self.ray.stop()
+            raise
         return self.ray
 
     def start_initial_workers(self, groups: Sequence[GroupConfig]) -> None:

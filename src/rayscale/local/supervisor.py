@@ -72,7 +72,7 @@ class Supervisor:
         self.groups: tuple[GroupConfig, ...] = to_group_configs(spec.cluster)
         self.name = spec.cluster.name
         self.stop = threading.Event()
-        self.runtime = LocalRuntime(spec)
+        self.runtime = LocalRuntime(spec, marker=registry.process_marker(self.name))
         self.failures: collections.deque[str] = collections.deque(maxlen=5)
         self.autoscaler: Autoscaler | None = None
         self.last: dict[str, Any] | None = None
@@ -88,6 +88,7 @@ class Supervisor:
         try:
             ray = self.runtime.start()
         except BaseException:
+            self.runtime.teardown()
             registry.clean_up(record)
             raise
         record.status = "ready"
