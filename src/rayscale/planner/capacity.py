@@ -102,19 +102,24 @@ class Ledger:
         return np.floor(ratio + EPS)
 
     def candidates(
-        self, shape: Shape, fits: npt.NDArray[np.float64], exclude: set[int] | None = None
+        self,
+        shape: Shape,
+        fits: npt.NDArray[np.float64],
+        limit: int,
+        exclude: set[int] | None = None,
     ) -> list[int]:
-        """Rows that fit, plainest first: rows with unrequested special resources go last."""
+        """Up to ``limit`` rows that fit, plainest first (rows carrying special resources the
+        shape does not ask for go last), skipping ``exclude``."""
         rows = np.flatnonzero(fits >= 1)
         if rows.size == 0:
             return []
-        specials = self.specials[rows]
-        extra = (specials & ~shape.specials_wanted).any(axis=1)
-        if extra.any():
-            rows = np.concatenate((rows[~extra], rows[extra]))
+        if not shape.plain or self.specials[rows].any():
+            extra = (self.specials[rows] & ~shape.specials_wanted).any(axis=1)
+            if extra.any():
+                rows = np.concatenate((rows[~extra], rows[extra]))
         if exclude:
-            return [int(r) for r in rows if int(r) not in exclude]
-        return [int(r) for r in rows]
+            return [r for r in rows[: limit + len(exclude)].tolist() if r not in exclude][:limit]
+        return list(rows[:limit].tolist())
 
     def take(self, row: int, shape: Shape, count: int, on_room: bool = False) -> None:
         delta = shape.vec * count

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rayscale.planner.capacity import (
@@ -45,6 +45,16 @@ from rayscale.planner.scaledown import choose_deletions
 from rayscale.planner.shapes import EPS, ResourceIndex, add, clean, fits_count, fmt, sort_key
 
 _MAX_EXAMPLES = 3
+Detail = Callable[[], str]
+"""A launch reason, formatted only if the plan launches for it (formatting is not free)."""
+
+
+def _fixed(text: str) -> Detail:
+    return lambda: text
+
+
+def _lazy(template: str, count: int, resources: Mapping[str, float]) -> Detail:
+    return lambda: template.format(count, fmt(resources))
 
 
 def plan(inp: PlannerInput) -> Plan:
@@ -142,7 +152,7 @@ class _Round:
             tally.existing = count_replicas(nodes, tally.hosts)
 
     # -- launching ----------------------------------------------------------------------------
-    def _open(self, tally: GroupTally, replicas: int, cause: str, detail: str) -> list[int]:
+    def _open(self, tally: GroupTally, replicas: int, cause: str, detail: Detail) -> list[int]:
         """Add ``replicas`` new replicas of ``tally``'s group to the ledger."""
         vec = self.index.vector(tally.config.resources)
         rows = []
@@ -150,7 +160,7 @@ class _Round:
             name = f"new:{tally.config.name}:{self._new_seq(tally)}"
             rows.append(self.ledger.add_row(name, tally.config.name, NEW, vec.copy(), vec.copy()))
         tally.new += replicas
-        self.launches.append(_Launch(tally.config.name, cause, replicas, detail))
+        self.launches.append(_Launch(tally.config.name, cause, replicas, detail()))
         return rows
 
     def _new_seq(self, tally: GroupTally) -> int:
@@ -160,14 +170,15 @@ class _Round:
 
     def launch_min_floor(self) -> None:
         for tally in self.tallies.values():
-            missing = tally.config.min_replicas - tally.existing
+            floor = tally.config.min_replicas
+            missing = floor - tally.existing
             if missing > 0 and tally.config.max_replicas > 0:
                 missing = min(missing, tally.config.max_replicas - tally.existing)
-                self._open(tally, missing, "min", f"below minReplicas={tally.config.min_replicas}")
+                self._open(tally, missing, "min", _fixed(f"below minReplicas={floor}"))
                 tally.new_for_min = missing
 
     def _launch_for(
-        self, shape: Shape, resources: Mapping[str, float], count: int, cause: str, detail: str
+        self, shape: Shape, resources: Mapping[str, float], count: int, cause: str, detail: Detail
     ) -> tuple[list[int], list[int], set[str]]:
         """Launch nodes for ``count`` copies that fit nowhere yet.
 
@@ -177,8 +188,7 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[str] = set()
-        options = self.table.rank(shape, count, self.table.suitable(shape))
-        for tally, per_node in options:
+        for tally, per_node in self.table.ranked(shape, count):
             if count <= 0:
                 break
             room, limit = tally.headroom()
@@ -205,14 +215,14 @@ class _Round:
         resources: Mapping[str, float],
         count: int,
         cause: str,
-        detail: str,
+        detail: Detail,
         on_room: bool = False,
         exclude: set[int] | None = None,
     ) -> tuple[list[tuple[int, int]], set[str]]:
         """Place up to ``count`` copies: existing capacity first, then new nodes."""
         placed: list[tuple[int, int]] = []
         fits = self.ledger.fits(shape, on_room)
-        for row in self.ledger.candidates(shape, fits, exclude):
+        for row in self.ledger.candidates(shape, fits, count, exclude):
             take = int(min(fits[row], count))
             self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
@@ -252,7 +262,8 @@ class _Round:
         for key in sorted(by_shape, key=lambda k: sort_key(dict(k))):
             resources = dict(key)
             indices = by_shape[key]
-            detail = f"request_resources {len(indices)} × {fmt(resources)} exceed total capacity"
+            n = len(indices)
+            detail = _lazy("request_resources {} × {} exceed total capacity", n, resources)
             placed = self._place_many(
                 resources, len(indices), DemandKind.REQUEST_RESOURCES, detail, on_room=True
             )
@@ -268,7 +279,7 @@ class _Round:
             resources = clean(bundle.resources)
             if bundle.count <= 0 or not resources:
                 continue
-            detail = f"{bundle.count} pending {fmt(resources)} fit no free node"
+            detail = _lazy("{} pending {} fit no free node", bundle.count, resources)
             placed = self._place_many(resources, bundle.count, DemandKind.TASK, detail)
             self._record(DemandKind.TASK, [i] * bundle.count, resources, placed)
 
@@ -277,7 +288,7 @@ class _Round:
         resources: Mapping[str, float],
         count: int,
         kind: DemandKind,
-        detail: str,
+        detail: Detail,
         on_room: bool = False,
     ) -> tuple[list[tuple[int, int]], str | None, bool]:
         """Place ``count`` copies; returns placements, why the rest is unmet, infeasible?"""
@@ -346,7 +357,10 @@ class _Round:
             strategy is Strategy.PACK
             and self._infeasible(prepare(self.index, combined), combined) is None
         )
-        detail = f"placement group {strategy.value} {self._bundles_text(bundles)} fits no free node"
+        detail = _fixed(
+            f"placement group {strategy.value} {self._bundles_text(bundles)} fits no free node"
+        )
+
         if packed:
             why, infeasible = self._gang_packed(j, bundles, combined, detail)
         else:
@@ -366,7 +380,7 @@ class _Round:
         return " + ".join(f"{c} × {s}" for s, c in counts.items())
 
     def _gang_packed(
-        self, j: int, bundles: list[dict[str, float]], combined: dict[str, float], detail: str
+        self, j: int, bundles: list[dict[str, float]], combined: dict[str, float], detail: Detail
     ) -> tuple[str | None, bool]:
         shape = prepare(self.index, combined)
         why = self._infeasible(shape, combined, "the whole STRICT_PACK gang")
@@ -381,7 +395,7 @@ class _Round:
         return None, False
 
     def _gang_spread(
-        self, j: int, bundles: list[dict[str, float]], detail: str, strategy: Strategy
+        self, j: int, bundles: list[dict[str, float]], detail: Detail, strategy: Strategy
     ) -> tuple[str | None, bool]:
         strict = strategy is Strategy.STRICT_SPREAD
         used: set[int] = set()

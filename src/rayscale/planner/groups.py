@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from rayscale.planner.capacity import Shape
 from rayscale.planner.model import GroupConfig, NodeView
-from rayscale.planner.shapes import EPS, ResourceIndex, is_special
+from rayscale.planner.shapes import EPS, ResourceIndex
 
 _GIB = float(2**30)
 
@@ -77,21 +77,33 @@ class GroupTable:
         self.extra_specials = (self.caps > 0) & index.special_mask
         self.index = index
         self.usable = np.array([t.config.max_replicas > 0 for t in self.tallies], dtype=bool)
+        self.hosts = np.array([t.hosts for t in self.tallies], dtype=np.float64)
+        self._cpu = index.column.get("CPU")
+        self._mem = index.column.get("memory")
+        self._last_shape: Shape | None = None
+        self._last_per_node: npt.NDArray[np.float64] = np.zeros(0)
 
     def per_node(self, shape: Shape) -> npt.NDArray[np.float64]:
-        """Copies of ``shape`` one node of each group holds."""
+        """Copies of ``shape`` one node of each group holds (cached for the last shape)."""
+        if shape is self._last_shape:
+            return self._last_per_node
         if not self.tallies:
-            return np.zeros(0)
-        if shape.cols.size == 0:
-            return np.full(len(self.tallies), np.inf)
-        ratio: npt.NDArray[np.float64] = (self.caps[:, shape.cols] / shape.need).min(axis=1)
-        return np.floor(ratio + EPS)
+            result: npt.NDArray[np.float64] = np.zeros(0)
+        elif shape.cols.size == 0:
+            result = np.full(len(self.tallies), np.inf)
+        else:
+            ratio: npt.NDArray[np.float64] = (self.caps[:, shape.cols] / shape.need).min(axis=1)
+            result = np.floor(ratio + EPS)
+        self._last_shape, self._last_per_node = shape, result
+        return result
 
-    def suitable(self, shape: Shape) -> list[tuple[GroupTally, int]]:
-        """Groups that can hold ``shape`` at all, restricted to the plainest ones.
+    def ranked(self, shape: Shape, count: int) -> list[tuple[GroupTally, int]]:
+        """Groups that can hold ``shape``, least waste first for ``count`` copies.
 
-        A group carrying a GPU/TPU/custom resource the shape does not ask for is only
-        suitable when no plainer group can hold the shape, whatever their headroom.
+        Only the plainest groups are candidates: a group carrying a GPU/TPU/custom resource
+        the shape does not ask for is suitable only when no plainer group can hold the shape,
+        whatever their headroom. Ties: groups that can take everything, then less special,
+        CPU and memory waste, then fewer nodes, then the name.
         """
         per_node = self.per_node(shape)
         fit = (per_node >= 1) & self.usable
@@ -100,35 +112,26 @@ class GroupTable:
         extra = (self.extra_specials & ~shape.specials_wanted).any(axis=1)
         if (fit & ~extra).any():
             fit &= ~extra
-        return [(self.tallies[i], int(min(per_node[i], 2**31))) for i in np.flatnonzero(fit)]
-
-    def rank(
-        self, shape: Shape, count: int, options: list[tuple[GroupTally, int]]
-    ) -> list[tuple[GroupTally, int]]:
-        """Order candidate groups by least waste for ``count`` copies of ``shape``."""
-
-        def score(option: tuple[GroupTally, int]) -> tuple[object, ...]:
-            tally, per = option
-            nodes = math.ceil(count / per)
-            nodes = math.ceil(nodes / tally.hosts) * tally.hosts
-            cap = self.index.vector(tally.config.resources)
-            waste = nodes * cap - count * shape.vec
-            special = sum(float(waste[i]) for i, n in enumerate(self.index.names) if is_special(n))
-            cpu = float(waste[self.index.column["CPU"]]) if "CPU" in self.index.column else 0.0
-            mem = (
-                float(waste[self.index.column["memory"]]) / _GIB
-                if "memory" in self.index.column
-                else 0.0
-            )
+        idx = np.flatnonzero(fit)
+        per = np.minimum(per_node[idx], 2.0**31)
+        hosts = self.hosts[idx]
+        nodes = np.ceil(np.ceil(count / per) / hosts) * hosts
+        waste = nodes[:, None] * self.caps[idx] - count * shape.vec
+        special = waste[:, self.index.special_mask].sum(axis=1)
+        cpu = waste[:, self._cpu] if self._cpu is not None else np.zeros(idx.size)
+        mem = waste[:, self._mem] / _GIB if self._mem is not None else np.zeros(idx.size)
+        special_w = np.round(special, 6).tolist()
+        cpu_w = np.round(cpu, 6).tolist()
+        mem_w = np.round(mem, 3).tolist()
+        node_counts = nodes.tolist()
+        capacity = (per * hosts).tolist()
+        keys = []
+        for j, i in enumerate(idx.tolist()):
+            tally = self.tallies[i]
             room, _ = tally.headroom()
-            short = room * tally.hosts * per < count
-            return (
-                short,
-                round(special, 6),
-                round(cpu, 6),
-                round(mem, 3),
-                nodes,
-                tally.config.name,
+            short = room * capacity[j] < count
+            keys.append(
+                (short, special_w[j], cpu_w[j], mem_w[j], node_counts[j], tally.config.name)
             )
-
-        return sorted(options, key=score)
+        order = sorted(range(idx.size), key=keys.__getitem__)
+        return [(self.tallies[idx[j]], int(per[j])) for j in order]

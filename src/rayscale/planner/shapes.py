@@ -60,10 +60,15 @@ def add(vectors: Iterable[Mapping[str, float]]) -> dict[str, float]:
 
 def sort_key(resources: Mapping[str, float]) -> tuple[object, ...]:
     """Bigger, rarer shapes first (first-fit-decreasing), with a deterministic tie-break."""
-    specials = sorted((k, v) for k, v in resources.items() if is_special(k) and v)
+    special_kinds = 0
+    special_total = 0.0
+    for name, value in resources.items():
+        if value and name not in COMMODITY:
+            special_kinds += 1
+            special_total += value
     return (
-        -len(specials),
-        -sum(v for _, v in specials),
+        -special_kinds,
+        -special_total,
         -resources.get("CPU", 0.0),
         -resources.get("memory", 0.0),
         shape_key(resources),
