@@ -17,24 +17,19 @@
 #        RAYSCALE_GO            the go command (default: go on PATH, else /usr/local/go/bin/go)
 # Logs go to stderr; on success the binary's path is printed on stdout.
 set -euo pipefail
+TOOL=etcd
+# shellcheck source=scripts/build-common.sh
+source "$(dirname "$0")/build-common.sh"
 
 DEFAULT_ETCD_VERSION=v3.6.16
 
 ETCD_VERSION=${RAYSCALE_ETCD_VERSION:-$DEFAULT_ETCD_VERSION}
+VERSION=$ETCD_VERSION
 CACHE=${RAYSCALE_CACHE:-$HOME/.cache/rayscale}
 OUT_DIR=$CACHE/etcd/$ETCD_VERSION
 BIN=$OUT_DIR/etcd
 WORK=$CACHE/build/etcd-$ETCD_VERSION
 
-log() { printf '[build-etcd] %s\n' "$*" >&2; }
-die() { printf '[build-etcd] ERROR: %s\n' "$*" >&2; exit 1; }
-
-find_go() {
-    if [[ -n ${RAYSCALE_GO:-} ]]; then echo "$RAYSCALE_GO"; return; fi
-    if command -v go >/dev/null 2>&1; then command -v go; return; fi
-    if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-    die "no Go toolchain found; set RAYSCALE_GO"
-}
 
 inner_build() {
     local go; go=$(find_go)
@@ -80,28 +75,4 @@ EOF
     mv "$BIN.tmp" "$BIN"
 }
 
-if [[ ${1:-} == --inner ]]; then
-    inner_build
-    exit 0
-fi
-
-if [[ -x $BIN ]]; then
-    log "cached: $BIN"
-    echo "$BIN"
-    exit 0
-fi
-
-[[ -x /usr/bin/time ]] || die "/usr/bin/time missing: apt-get install time (scripts/setup-k8s.sh does)"
-mkdir -p "$CACHE/build"
-timing=$(mktemp "$CACHE/build/time.XXXXXX")
-log "building etcd $ETCD_VERSION into $OUT_DIR"
-if ! /usr/bin/time -v -o "$timing" bash "$0" --inner; then
-    grep -E 'Elapsed|Maximum resident' "$timing" >&2 || true
-    die "etcd $ETCD_VERSION build failed (work dir: $WORK)"
-fi
-wall=$(sed -n 's/^[[:space:]]*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$timing")
-rss_kb=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$timing")
-rm -f "$timing"
-log "built $BIN"
-log "build wall time: $wall; peak RSS (largest single process): $((rss_kb / 1024)) MiB"
-echo "$BIN"
+main_build "$@"

@@ -22,25 +22,20 @@
 # v1.35.4 is the newest 1.35 on the proxy, requires only go 1.25, and pairs with etcd 3.6.
 # Each build prints its own wall time and peak RSS (/usr/bin/time -v) at the end.
 set -euo pipefail
+TOOL=kube-apiserver
+# shellcheck source=scripts/build-common.sh
+source "$(dirname "$0")/build-common.sh"
 
 # Pinned default. v1.35.4 builds with plain `go build` under Go 1.26 (no -checklinkname=0).
 DEFAULT_KUBE_VERSION=v1.35.4
 
 KUBE_VERSION=${RAYSCALE_KUBE_VERSION:-$DEFAULT_KUBE_VERSION}
+VERSION=$KUBE_VERSION
 CACHE=${RAYSCALE_CACHE:-$HOME/.cache/rayscale}
 OUT_DIR=$CACHE/kube-apiserver/$KUBE_VERSION
 BIN=$OUT_DIR/kube-apiserver
 WORK=$CACHE/build/kube-apiserver-$KUBE_VERSION
 
-log() { printf '[build-kube-apiserver] %s\n' "$*" >&2; }
-die() { printf '[build-kube-apiserver] ERROR: %s\n' "$*" >&2; exit 1; }
-
-find_go() {
-    if [[ -n ${RAYSCALE_GO:-} ]]; then echo "$RAYSCALE_GO"; return; fi
-    if command -v go >/dev/null 2>&1; then command -v go; return; fi
-    if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-    die "no Go toolchain found (need Go >= the version in k8s.io/kubernetes' go.mod); set RAYSCALE_GO"
-}
 
 # --- the build itself; runs as a child under /usr/bin/time -v ---------------------------------
 inner_build() {
@@ -131,28 +126,4 @@ EOF
     mv "$BIN.tmp" "$BIN"
 }
 
-if [[ ${1:-} == --inner ]]; then
-    inner_build
-    exit 0
-fi
-
-if [[ -x $BIN ]]; then
-    log "cached: $BIN"
-    echo "$BIN"
-    exit 0
-fi
-
-[[ -x /usr/bin/time ]] || die "/usr/bin/time missing: apt-get install time (scripts/setup-k8s.sh does)"
-mkdir -p "$CACHE/build"
-timing=$(mktemp "$CACHE/build/time.XXXXXX")
-log "building kube-apiserver $KUBE_VERSION into $OUT_DIR"
-if ! /usr/bin/time -v -o "$timing" bash "$0" --inner; then
-    grep -E 'Elapsed|Maximum resident' "$timing" >&2 || true
-    die "kube-apiserver $KUBE_VERSION build failed (work dir: $WORK)"
-fi
-wall=$(sed -n 's/^[[:space:]]*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$timing")
-rss_kb=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$timing")
-rm -f "$timing"
-log "built $BIN"
-log "build wall time: $wall; peak RSS (largest single process): $((rss_kb / 1024)) MiB"
-echo "$BIN"
+main_build "$@"
