@@ -10,10 +10,13 @@ import enum
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rayscale.spec import LoadedSpec
 
 app = typer.Typer(
     add_completion=False,
@@ -36,15 +39,14 @@ class Output(str, enum.Enum):
     json = "json"
 
 
-def load_cluster_groups(path: Path) -> tuple:  # type: ignore[type-arg]
-    """Parse a RayCluster YAML into planner groups, or exit 2 with every problem listed."""
-    from rayscale.spec import SpecError, load_file, to_group_configs
+def _load_spec(path: Path) -> LoadedSpec:
+    """Parse a RayCluster YAML, or exit 2 listing every problem (path, message, fix)."""
+    from rayscale.spec import SpecError, load_file
 
     try:
-        loaded = load_file(path)
+        return load_file(path)
     except SpecError as exc:
-        fail(exc.format() if hasattr(exc, "format") else str(exc))
-    return to_group_configs(loaded.cluster)
+        fail(exc.format())
 
 
 @app.command("plan")
@@ -58,8 +60,9 @@ def plan_cmd(
     """Dry run: what would the autoscaler do for this cluster and this snapshot?"""
     from rayscale.dryrun import StateError, load_state, plan_to_json, plan_to_text, to_planner_input
     from rayscale.planner import plan
+    from rayscale.spec import to_group_configs
 
-    groups = load_cluster_groups(cluster)
+    groups = to_group_configs(_load_spec(cluster).cluster)
     try:
         inp = to_planner_input(load_state(state), groups)
     except StateError as exc:
@@ -69,15 +72,6 @@ def plan_cmd(
         sys.stdout.write(json.dumps(plan_to_json(result), indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(plan_to_text(result) + "\n")
-
-
-def _load_spec(path: Path):  # type: ignore[no-untyped-def]
-    from rayscale.spec import SpecError, load_file
-
-    try:
-        return load_file(path)
-    except SpecError as exc:
-        fail(exc.format())
 
 
 def _connect_text(name: str, env: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ The STATE.json format is the planner's input in JSON::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,7 +216,3 @@ def _unmet_lines(items: Sequence[UnmetDemand]) -> list[str]:
         label = f"{u.strategy.value} placement group " if u.strategy else ""
         out.append(f"  {u.count} × {label}{fmt(u.resources)}: {u.reason}")
     return out
-
-
-def group_summary(groups: Mapping[str, GroupConfig]) -> str:
-    return ", ".join(f"{n} ({g.min_replicas}..{g.max_replicas})" for n, g in groups.items())

@@ -48,6 +48,7 @@ from rayscale.bench.ray_anchors import (
     quiet_ray_loggers,
 )
 from rayscale.bench.scenarios import DEFAULT_SEED, Scenario, build
+from rayscale.planner.core import resource_names
 from rayscale.planner.model import (
     HEAD_GROUP,
     DemandKind,
@@ -185,23 +186,6 @@ def _new_nodes(inp: PlannerInput, launch: Mapping[str, int]) -> list[Resources]:
     if unknown:
         raise ValueError(f"launch names unknown node types {unknown}")
     return [types[t] for t, n in sorted(launch.items()) for _ in range(max(0, n))]
-
-
-def _dims(inp: PlannerInput) -> list[str]:
-    keys: set[str] = set()
-    for g in inp.groups:
-        keys.update(g.resources)
-    for n in inp.nodes:
-        keys.update(n.total)
-    d = inp.demand
-    for b in d.bundles:
-        keys.update(b.resources)
-    for pg in d.placement_groups:
-        for r in pg.bundles:
-            keys.update(r)
-    for r in d.request_resources:
-        keys.update(r)
-    return sorted(keys)
 
 
 def _matrix(rows: Sequence[Resources], dims: Sequence[str]) -> np.ndarray:
@@ -381,7 +365,7 @@ def verify_certificate(
             over = {k: v for k, v in left.items() if v < -_EPS * max(1.0, abs(v))}
             if over:
                 problems.append(f"{node} over its {pool_name} capacity by {over}")
-    dims = _dims(inp)
+    dims = sorted(resource_names(inp))
     feas = _Feasibility(inp, dims)
 
     def fits(r: Resources) -> bool:
@@ -421,7 +405,7 @@ def check(
     over placements (rayscale's ``Plan.placements``), :func:`verify_certificate` then checks
     those instead (``method`` "certificate").
     """
-    dims = _dims(inp)
+    dims = sorted(resource_names(inp))
     new = _new_nodes(inp, launch)
     free_rows = [n.available if n.status == "running" else n.total for n in inp.nodes]
     free_cap = _matrix([*free_rows, *new], dims)

@@ -67,6 +67,25 @@ def plan(inp: PlannerInput) -> Plan:
     return state.finish()
 
 
+def resource_names(inp: PlannerInput) -> set[str]:
+    """Every resource named anywhere in the snapshot (CPU always)."""
+    names: set[str] = {"CPU"}
+    for g in inp.groups:
+        names.update(g.resources)
+    for n in inp.nodes:
+        names.update(n.total)
+        names.update(n.available)
+    d = inp.demand
+    for b in d.bundles:
+        names.update(b.resources)
+    for pg in d.placement_groups:
+        for bundle in pg.bundles:
+            names.update(bundle)
+    for rr in d.request_resources:
+        names.update(rr)
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class _Launch:
     group: str
@@ -105,7 +124,7 @@ def _preference(node: NodeView) -> tuple[int, float, str]:
 class _Round:
     def __init__(self, inp: PlannerInput) -> None:
         self.inp = inp
-        self.index = ResourceIndex(self._resource_names(inp))
+        self.index = ResourceIndex(resource_names(inp))
         self.tallies = {g.name: GroupTally(g) for g in inp.groups}
         self._count_existing()
         self.table = GroupTable(self.index, list(self.tallies.values()))
@@ -122,24 +141,6 @@ class _Round:
         self._seq: dict[str, int] = {}
 
     # -- setup --------------------------------------------------------------------------------
-    @staticmethod
-    def _resource_names(inp: PlannerInput) -> set[str]:
-        names: set[str] = {"CPU"}
-        for g in inp.groups:
-            names.update(g.resources)
-        for n in inp.nodes:
-            names.update(n.total)
-            names.update(n.available)
-        d = inp.demand
-        for b in d.bundles:
-            names.update(b.resources)
-        for pg in d.placement_groups:
-            for bundle in pg.bundles:
-                names.update(bundle)
-        for rr in d.request_resources:
-            names.update(rr)
-        return names
-
     def _count_existing(self) -> None:
         by_group: dict[str, list[NodeView]] = defaultdict(list)
         for node in self.inp.nodes:
@@ -521,7 +522,8 @@ class _Round:
     def _held_reasons(self, tally: GroupTally) -> list[str]:
         out = []
         for u in self.unmet:
-            if not u.infeasible and tally.config.name in u.reason:
+            # limit_text() starts every limit with "<group> is ": match that, not a substring.
+            if not u.infeasible and f"{tally.config.name} is " in u.reason:
                 out.append(f"hold {u.count} × {fmt(u.resources)}: {u.reason}")
         return out[:_MAX_EXAMPLES]
 
