@@ -522,8 +522,9 @@ class _Round:
     def _held_reasons(self, tally: GroupTally) -> list[str]:
         out = []
         for u in self.unmet:
-            # limit_text() starts every limit with "<group> is ": match that, not a substring.
-            if not u.infeasible and f"{tally.config.name} is " in u.reason:
+            # "held back: <limit>; <limit>", each limit_text() starting with "<group> is ".
+            limits = u.reason.removeprefix("held back: ").split("; ")
+            if not u.infeasible and any(x.startswith(f"{tally.config.name} is ") for x in limits):
                 out.append(f"hold {u.count} × {fmt(u.resources)}: {u.reason}")
         return out[:_MAX_EXAMPLES]
 
