@@ -49,9 +49,11 @@ class Ledger:
     def __init__(self, index: ResourceIndex, expected_rows: int) -> None:
         self.index = index
         size = max(16, expected_rows)
-        self.free = np.zeros((size, index.width), dtype=np.float64)
-        self.room = np.zeros((size, index.width), dtype=np.float64)
+        # Column-major: fitting reads a few resource columns over all rows.
+        self.free = np.zeros((size, index.width), dtype=np.float64, order="F")
+        self.room = np.zeros((size, index.width), dtype=np.float64, order="F")
         self.specials = np.zeros((size, index.width), dtype=bool)
+        self.has_special = np.zeros(size, dtype=bool)
         self.uses = np.zeros(size, dtype=np.int64)
         self.room_uses = np.zeros(size, dtype=np.int64)
         self.n = 0
@@ -68,6 +70,7 @@ class Ledger:
         self.free[row] = free
         self.room[row] = total
         self.specials[row] = (total > 0) & self.index.special_mask
+        self.has_special[row] = bool(self.specials[row].any())
         self.uses[row] = 0
         self.room_uses[row] = 0
         self.names.append(name)
@@ -80,46 +83,46 @@ class Ledger:
         size = self.free.shape[0] * 2
         for attr in ("free", "room", "specials"):
             old = getattr(self, attr)
-            new = np.zeros((size, old.shape[1]), dtype=old.dtype)
+            new = np.zeros((size, old.shape[1]), dtype=old.dtype, order="F")
             new[: old.shape[0]] = old
             setattr(self, attr, new)
-        for attr in ("uses", "room_uses"):
+        for attr in ("uses", "room_uses", "has_special"):
             old_counts = getattr(self, attr)
-            counts = np.zeros(size, dtype=np.int64)
+            counts = np.zeros(size, dtype=old_counts.dtype)
             counts[: old_counts.shape[0]] = old_counts
             setattr(self, attr, counts)
 
     # -- fitting ------------------------------------------------------------------------------
-    def fits(self, shape: Shape, on_room: bool = False) -> npt.NDArray[np.float64]:
-        """Copies of ``shape`` each row can still take."""
+    def fit_rows(
+        self, shape: Shape, limit: int, on_room: bool = False, exclude: set[int] | None = None
+    ) -> list[tuple[int, int]]:
+        """Up to ``limit`` (row, copies that fit) pairs, in preference order: rows carrying
+        special resources the shape does not ask for go last; ``exclude`` is skipped."""
         matrix = (self.room if on_room else self.free)[: self.n]
-        if shape.cols.size == 0:
-            return np.full(self.n, np.inf)
-        if shape.cols.size == 1:
-            ratio: npt.NDArray[np.float64] = matrix[:, int(shape.cols[0])] / shape.need[0]
-        else:
-            ratio = (matrix[:, shape.cols] / shape.need).min(axis=1)
-        return np.floor(ratio + EPS)
-
-    def candidates(
-        self,
-        shape: Shape,
-        fits: npt.NDArray[np.float64],
-        limit: int,
-        exclude: set[int] | None = None,
-    ) -> list[int]:
-        """Up to ``limit`` rows that fit, plainest first (rows carrying special resources the
-        shape does not ask for go last), skipping ``exclude``."""
-        rows = np.flatnonzero(fits >= 1)
-        if rows.size == 0:
+        cols = shape.cols.tolist()
+        need = shape.need.tolist()
+        if not cols:
             return []
-        if not shape.plain or self.specials[rows].any():
-            extra = (self.specials[rows] & ~shape.specials_wanted).any(axis=1)
-            if extra.any():
-                rows = np.concatenate((rows[~extra], rows[extra]))
-        if exclude:
-            return [r for r in rows[: limit + len(exclude)].tolist() if r not in exclude][:limit]
-        return list(rows[:limit].tolist())
+        ratio: npt.NDArray[np.float64] = matrix[:, cols[0]] / need[0]
+        for col, amount in zip(cols[1:], need[1:], strict=True):
+            np.minimum(ratio, matrix[:, col] / amount, out=ratio)
+        ratio += EPS
+        copies = np.floor(ratio, out=ratio)
+        pos = np.flatnonzero(copies >= 1)
+        if pos.size == 0:
+            return []
+        rows = pos
+        extra: npt.NDArray[np.bool_]
+        if shape.plain:
+            extra = self.has_special[rows]
+        else:
+            extra = np.asarray((self.specials[rows] & ~shape.specials_wanted).any(axis=1))
+        if extra.any():
+            order = np.concatenate((np.flatnonzero(~extra), np.flatnonzero(extra)))
+            rows, pos = rows[order], pos[order]
+        window = limit + len(exclude or ())
+        pairs = zip(rows[:window].tolist(), copies[pos[:window]].tolist(), strict=True)
+        return [(r, int(k)) for r, k in pairs if not exclude or r not in exclude][:limit]
 
     def take(self, row: int, shape: Shape, count: int, on_room: bool = False) -> None:
         delta = shape.vec * count

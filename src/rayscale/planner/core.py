@@ -42,7 +42,15 @@ from rayscale.planner.model import (
     UnmetDemand,
 )
 from rayscale.planner.scaledown import choose_deletions
-from rayscale.planner.shapes import EPS, ResourceIndex, add, clean, fits_count, fmt, sort_key
+from rayscale.planner.shapes import (
+    EPS,
+    ResourceIndex,
+    add,
+    clean,
+    fits_count,
+    fmt,
+    sort_key,
+)
 
 _MAX_EXAMPLES = 3
 Detail = Callable[[], str]
@@ -176,7 +184,6 @@ class _Round:
             if missing > 0 and tally.config.max_replicas > 0:
                 missing = min(missing, tally.config.max_replicas - tally.existing)
                 self._open(tally, missing, "min", _fixed(f"below minReplicas={floor}"))
-                tally.new_for_min = missing
 
     def _launch_for(
         self, shape: Shape, resources: Mapping[str, float], count: int, cause: str, detail: Detail
@@ -221,15 +228,38 @@ class _Round:
         exclude: set[int] | None = None,
     ) -> tuple[list[tuple[int, int]], set[str]]:
         """Place up to ``count`` copies: existing capacity first, then new nodes."""
+        placed, count = self._place_existing(shape, count, on_room, exclude)
+        if count == 0 or (exclude is not None and placed):
+            return placed, set()
+        more, limits = self._place_new(shape, resources, count, cause, detail, on_room, exclude)
+        return placed + more, limits
+
+    def _place_existing(
+        self, shape: Shape, count: int, on_room: bool, exclude: set[int] | None = None
+    ) -> tuple[list[tuple[int, int]], int]:
+        """First-fit into rows already in the ledger; returns placements and the remainder."""
         placed: list[tuple[int, int]] = []
-        fits = self.ledger.fits(shape, on_room)
-        for row in self.ledger.candidates(shape, fits, count, exclude):
-            take = int(min(fits[row], count))
+        for row, fit in self.ledger.fit_rows(shape, count, on_room, exclude):
+            take = min(fit, count)
             self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
             count -= take
             if count == 0 or exclude is not None:
-                return placed, set()
+                break
+        return placed, count
+
+    def _place_new(
+        self,
+        shape: Shape,
+        resources: Mapping[str, float],
+        count: int,
+        cause: str,
+        detail: Detail,
+        on_room: bool,
+        exclude: set[int] | None,
+    ) -> tuple[list[tuple[int, int]], set[str]]:
+        """Launch nodes for ``count`` copies and place them there."""
+        placed: list[tuple[int, int]] = []
         rows, takes, limits = self._launch_for(shape, resources, count, cause, detail)
         for row, take in zip(rows, takes, strict=True):
             if exclude is not None and row in exclude:
@@ -294,10 +324,17 @@ class _Round:
     ) -> tuple[list[tuple[int, int]], str | None, bool]:
         """Place ``count`` copies; returns placements, why the rest is unmet, infeasible?"""
         shape = prepare(self.index, resources)
-        why = self._infeasible(shape, resources)
-        if why is not None:
-            return [], why, True
-        placed, limits = self._place(shape, resources, count, kind.value, detail, on_room)
+        placed, remaining = self._place_existing(shape, count, on_room)
+        if remaining == 0:
+            return placed, None, False
+        if not placed:  # a shape that fits some node's free capacity is feasible
+            why = self._infeasible(shape, resources)
+            if why is not None:
+                return [], why, True
+        more, limits = self._place_new(
+            shape, resources, remaining, kind.value, detail, on_room, None
+        )
+        placed += more
         if sum(t for _, t in placed) < count:
             return placed, self._held_back_reason(limits, resources), False
         return placed, None, False

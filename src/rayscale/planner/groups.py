@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -28,25 +28,27 @@ class GroupTally:
     pending_nodes: int = 0
     existing: int = 0  # replicas, running + pending
     new: int = 0  # replicas this plan launches
-    new_for_min: int = 0
-    limits_hit: set[str] = field(default_factory=set)
 
     @property
     def hosts(self) -> int:
         return max(1, self.config.num_of_hosts)
 
-    def headroom(self) -> tuple[int, str]:
-        """Replicas this group may still launch, and the limit that binds."""
+    def ceiling(self) -> tuple[int, str]:
+        """The most replicas this round may add (before any launch), and the binding limit:
+        maxReplicas, or Conservative's pending replicas <= max(1, running replicas)."""
         cfg = self.config
-        by_max = cfg.max_replicas - self.existing - self.new
+        by_max = cfg.max_replicas - self.existing
         if cfg.upscaling_mode != "Conservative":
-            return max(0, by_max), "max"
+            return by_max, "max"
         running = self.running_nodes // self.hosts
         pending = math.ceil(self.pending_nodes / self.hosts)
-        by_rate = max(1, running) - pending - self.new
-        if by_rate < by_max:
-            return max(0, by_rate), "conservative"
-        return max(0, by_max), "max"
+        by_rate = max(1, running) - pending
+        return (by_rate, "conservative") if by_rate < by_max else (by_max, "max")
+
+    def headroom(self) -> tuple[int, str]:
+        """Replicas this group may still launch, and the limit that binds."""
+        ceiling, limit = self.ceiling()
+        return max(0, ceiling - self.new), limit
 
     def limit_text(self, limit: str) -> str:
         cfg = self.config
@@ -78,6 +80,10 @@ class GroupTable:
         self.index = index
         self.usable = np.array([t.config.max_replicas > 0 for t in self.tallies], dtype=bool)
         self.hosts = np.array([t.hosts for t in self.tallies], dtype=np.float64)
+        self.ceilings = np.array([t.ceiling()[0] for t in self.tallies], dtype=np.float64)
+        order = sorted(range(len(self.tallies)), key=lambda i: self.tallies[i].config.name)
+        self.name_rank = np.empty(len(self.tallies), dtype=np.int64)
+        self.name_rank[order] = np.arange(len(self.tallies))
         self._cpu = index.column.get("CPU")
         self._mem = index.column.get("memory")
         self._last_shape: Shape | None = None
@@ -120,18 +126,18 @@ class GroupTable:
         special = waste[:, self.index.special_mask].sum(axis=1)
         cpu = waste[:, self._cpu] if self._cpu is not None else np.zeros(idx.size)
         mem = waste[:, self._mem] / _GIB if self._mem is not None else np.zeros(idx.size)
-        special_w = np.round(special, 6).tolist()
-        cpu_w = np.round(cpu, 6).tolist()
-        mem_w = np.round(mem, 3).tolist()
-        node_counts = nodes.tolist()
-        capacity = (per * hosts).tolist()
-        keys = []
-        for j, i in enumerate(idx.tolist()):
-            tally = self.tallies[i]
-            room, _ = tally.headroom()
-            short = room * capacity[j] < count
-            keys.append(
-                (short, special_w[j], cpu_w[j], mem_w[j], node_counts[j], tally.config.name)
+        new = np.fromiter((self.tallies[i].new for i in idx.tolist()), np.float64, idx.size)
+        room = np.maximum(0.0, self.ceilings[idx] - new)
+        short = room * per * hosts < count
+        # np.lexsort sorts by the last key first.
+        order = np.lexsort(
+            (
+                self.name_rank[idx],
+                nodes,
+                np.round(mem, 3),
+                np.round(cpu, 6),
+                np.round(special, 6),
+                short,
             )
-        order = sorted(range(idx.size), key=keys.__getitem__)
+        ).tolist()
         return [(self.tallies[idx[j]], int(per[j])) for j in order]
