@@ -40,7 +40,7 @@ class Shape:
 
 def prepare(index: ResourceIndex, resources: Mapping[str, float]) -> Shape:
     vec = index.vector(resources)
-    cols = np.flatnonzero(vec)
+    cols = vec.nonzero()[0]
     wanted = (vec > 0) & index.special_mask
     return Shape(vec, cols, vec[cols], not bool(wanted.any()), wanted)
 
@@ -108,7 +108,7 @@ class Ledger:
             np.minimum(ratio, matrix[:, col] / amount, out=ratio)
         ratio += EPS
         copies = np.floor(ratio, out=ratio)
-        pos = np.flatnonzero(copies >= 1)
+        pos = (copies >= 1).nonzero()[0]
         if pos.size == 0:
             return []
         rows = pos
@@ -118,7 +118,7 @@ class Ledger:
         else:
             extra = np.asarray((self.specials[rows] & ~shape.specials_wanted).any(axis=1))
         if extra.any():
-            order = np.concatenate((np.flatnonzero(~extra), np.flatnonzero(extra)))
+            order = np.concatenate(((~extra).nonzero()[0], extra.nonzero()[0]))
             rows, pos = rows[order], pos[order]
         window = limit + len(exclude or ())
         pairs = zip(rows[:window].tolist(), copies[pos[:window]].tolist(), strict=True)

@@ -118,7 +118,7 @@ class GroupTable:
         extra = (self.extra_specials & ~shape.specials_wanted).any(axis=1)
         if (fit & ~extra).any():
             fit &= ~extra
-        idx = np.flatnonzero(fit)
+        idx = fit.nonzero()[0]
         per = np.minimum(per_node[idx], 2.0**31)
         hosts = self.hosts[idx]
         nodes = np.ceil(np.ceil(count / per) / hosts) * hosts
