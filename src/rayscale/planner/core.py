@@ -97,7 +97,6 @@ def resource_names(inp: PlannerInput) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class _Launch:
     group: str
-    cause: str
     replicas: int
     detail: str
 
@@ -161,7 +160,7 @@ class _Round:
             tally.existing = count_replicas(nodes, tally.hosts)
 
     # -- launching ----------------------------------------------------------------------------
-    def _open(self, tally: GroupTally, replicas: int, cause: str, detail: Detail) -> list[int]:
+    def _open(self, tally: GroupTally, replicas: int, detail: Detail) -> list[int]:
         """Add ``replicas`` new replicas of ``tally``'s group to the ledger."""
         vec = self.index.vector(tally.config.resources)
         rows = []
@@ -169,7 +168,7 @@ class _Round:
             name = f"new:{tally.config.name}:{self._new_seq(tally)}"
             rows.append(self.ledger.add_row(name, tally.config.name, NEW, vec.copy(), vec.copy()))
         tally.new += replicas
-        self.launches.append(_Launch(tally.config.name, cause, replicas, detail()))
+        self.launches.append(_Launch(tally.config.name, replicas, detail()))
         return rows
 
     def _new_seq(self, tally: GroupTally) -> int:
@@ -183,10 +182,10 @@ class _Round:
             missing = floor - tally.existing
             if missing > 0 and tally.config.max_replicas > 0:
                 missing = min(missing, tally.config.max_replicas - tally.existing)
-                self._open(tally, missing, "min", _fixed(f"below minReplicas={floor}"))
+                self._open(tally, missing, _fixed(f"below minReplicas={floor}"))
 
     def _launch_for(
-        self, shape: Shape, resources: Mapping[str, float], count: int, cause: str, detail: Detail
+        self, shape: Shape, count: int, detail: Detail
     ) -> tuple[list[int], list[int], set[str]]:
         """Launch nodes for ``count`` copies that fit nowhere yet.
 
@@ -206,7 +205,7 @@ class _Round:
             replicas = min(room, wanted)
             if replicas <= 0:
                 continue
-            new_rows = self._open(tally, replicas, cause, detail)
+            new_rows = self._open(tally, replicas, detail)
             for row in new_rows:
                 take = min(per_node, count)
                 if take <= 0:
@@ -220,9 +219,7 @@ class _Round:
     def _place(
         self,
         shape: Shape,
-        resources: Mapping[str, float],
         count: int,
-        cause: str,
         detail: Detail,
         on_room: bool = False,
         exclude: set[int] | None = None,
@@ -231,7 +228,7 @@ class _Round:
         placed, count = self._place_existing(shape, count, on_room, exclude)
         if count == 0 or (exclude is not None and placed):
             return placed, set()
-        more, limits = self._place_new(shape, resources, count, cause, detail, on_room, exclude)
+        more, limits = self._place_new(shape, count, detail, on_room, exclude)
         return placed + more, limits
 
     def _place_existing(
@@ -251,16 +248,14 @@ class _Round:
     def _place_new(
         self,
         shape: Shape,
-        resources: Mapping[str, float],
         count: int,
-        cause: str,
         detail: Detail,
         on_room: bool,
         exclude: set[int] | None,
     ) -> tuple[list[tuple[int, int]], set[str]]:
         """Launch nodes for ``count`` copies and place them there."""
         placed: list[tuple[int, int]] = []
-        rows, takes, limits = self._launch_for(shape, resources, count, cause, detail)
+        rows, takes, limits = self._launch_for(shape, count, detail)
         for row, take in zip(rows, takes, strict=True):
             if exclude is not None and row in exclude:
                 continue
@@ -295,9 +290,7 @@ class _Round:
             indices = by_shape[key]
             n = len(indices)
             detail = _lazy("request_resources {} × {} exceed total capacity", n, resources)
-            placed = self._place_many(
-                resources, len(indices), DemandKind.REQUEST_RESOURCES, detail, on_room=True
-            )
+            placed = self._place_many(resources, n, detail, on_room=True)
             self._record(DemandKind.REQUEST_RESOURCES, indices, resources, placed)
 
     def place_bundles(self) -> None:
@@ -311,14 +304,13 @@ class _Round:
             if bundle.count <= 0 or not resources:
                 continue
             detail = _lazy("{} pending {} fit no free node", bundle.count, resources)
-            placed = self._place_many(resources, bundle.count, DemandKind.TASK, detail)
+            placed = self._place_many(resources, bundle.count, detail)
             self._record(DemandKind.TASK, [i] * bundle.count, resources, placed)
 
     def _place_many(
         self,
         resources: Mapping[str, float],
         count: int,
-        kind: DemandKind,
         detail: Detail,
         on_room: bool = False,
     ) -> tuple[list[tuple[int, int]], str | None, bool]:
@@ -331,9 +323,7 @@ class _Round:
             why = self._infeasible(shape, resources)
             if why is not None:
                 return [], why, True
-        more, limits = self._place_new(
-            shape, resources, remaining, kind.value, detail, on_room, None
-        )
+        more, limits = self._place_new(shape, remaining, detail, on_room, None)
         placed += more
         if sum(t for _, t in placed) < count:
             return placed, self._held_back_reason(limits, resources), False
@@ -424,7 +414,7 @@ class _Round:
         why = self._infeasible(shape, combined, "the whole STRICT_PACK gang")
         if why is not None:
             return why, True
-        placed, limits = self._place(shape, combined, 1, "placement_group", detail)
+        placed, limits = self._place(shape, 1, detail)
         if not placed:
             return self._held_back_reason(limits, combined), False
         node = self.ledger.names[placed[0][0]]
@@ -443,14 +433,7 @@ class _Round:
             why = self._infeasible(shape, bundles[k])
             if why is not None:
                 return why, True
-            placed, limits = self._place(
-                shape,
-                bundles[k],
-                1,
-                "placement_group",
-                detail,
-                exclude=used if strict else None,
-            )
+            placed, limits = self._place(shape, 1, detail, exclude=used if strict else None)
             if not placed:
                 if strict and self._spread_impossible(bundles):
                     return self._spread_impossible(bundles), True
