@@ -137,8 +137,8 @@ class _Round:
         self.table = GroupTable(self.index, list(self.tallies.values()))
         self.nodes = sorted(inp.nodes, key=_preference)
         self.ledger = Ledger(self.index, len(self.nodes) + 64)
-        self._node_totals = [self.index.vector(n.total) for n in self.nodes]
-        for node, total in zip(self.nodes, self._node_totals, strict=True):
+        for node in self.nodes:
+            total = self.index.vector(node.total)
             kind = RUNNING if node.status == "running" else PENDING
             free = self.index.vector(node.available) if kind == RUNNING else total
             self.ledger.add_row(node.name, node.group, kind, free, total)
@@ -435,8 +435,9 @@ class _Round:
                 return why, True
             placed, limits = self._place(shape, 1, detail, exclude=used if strict else None)
             if not placed:
-                if strict and self._spread_impossible(bundles):
-                    return self._spread_impossible(bundles), True
+                impossible = self._spread_impossible(bundles) if strict else None
+                if impossible is not None:
+                    return impossible, True
                 return self._held_back_reason(limits, bundles[k]), False
             row = placed[0][0]
             used.add(row)
@@ -448,8 +449,7 @@ class _Round:
     def _spread_impossible(self, bundles: Sequence[Mapping[str, float]]) -> str | None:
         """Why a STRICT_SPREAD gang can never get enough distinct nodes, if it cannot."""
         hosts = 0
-        for node, total in zip(self.nodes, self._node_totals, strict=True):
-            del total
+        for node in self.nodes:
             if any(fits_count(node.total, b) for b in bundles):
                 hosts += 1
         for tally in self.tallies.values():
