@@ -275,7 +275,6 @@ def exec_cmd(
 
     Paths under the head's ConfigMap mounts (e.g. /home/ray/samples/...) map to local copies.
     """
-    import os
     import subprocess
 
     from rayscale.local import registry
@@ -293,8 +292,7 @@ def exec_cmd(
     argv = rewrite_paths(argv, mounts)
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN",)}
-    env.update(record.client_env())
+    env = record.client_environ()
     try:
         code = subprocess.call(argv, env=env)
     except FileNotFoundError:

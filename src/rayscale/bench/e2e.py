@@ -125,8 +125,7 @@ def run_trials(
     rows: list[dict[str, float]] = []
     script = work / "actor.py"
     script.write_text(_ACTOR)
-    client_env = {**os.environ, **record.client_env()}
-    client_env.pop("RAY_AUTH_TOKEN", None)
+    client_env = record.client_environ()
     try:
         with client_auth(Path(record.token_path)):
             probe = _Probe(record.address)

@@ -8,7 +8,6 @@ documents. It exits 0 only if every step came out as the seed says.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -69,8 +68,7 @@ def _run_script(sup: Supervisor, script: str, arg: str) -> int:
     ray = sup.runtime.ray
     assert ray is not None
     argv = rewrite_paths([sys.executable, f"/home/ray/samples/{script}", arg], sup.runtime.mounts)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
-    env.update(ray.client_env())
+    env = ray.client_environ()
     return subprocess.call(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

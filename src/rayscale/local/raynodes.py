@@ -278,7 +278,7 @@ def auth_env(token_path: Path) -> dict[str, str]:
     return {AUTH_MODE_ENV: "token", AUTH_TOKEN_PATH_ENV: str(token_path)}
 
 
-def _without_auth(base: Mapping[str, str]) -> dict[str, str]:
+def without_auth(base: Mapping[str, str]) -> dict[str, str]:
     drop = (AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV, "RAY_ADDRESS")
     return {k: v for k, v in base.items() if k not in drop}
 
@@ -394,7 +394,7 @@ class LocalRayCluster:
     def client_environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """A complete environment for a client subprocess: ``base`` (default ours) with any
         inherited auth settings replaced by this cluster's."""
-        return {**_without_auth(os.environ if base is None else base), **self.client_env()}
+        return {**without_auth(os.environ if base is None else base), **self.client_env()}
 
     def nodes(self) -> list[RayNode]:
         return [self.head, *self.workers.values()]
@@ -557,7 +557,7 @@ class LocalRayCluster:
     def _node_environ(
         self, name: str, group: str, ports: NodePorts, override: Mapping[str, str] | None
     ) -> dict[str, str]:
-        env = _without_auth(os.environ)
+        env = without_auth(os.environ)
         env.update(auth_env(self.token_path))
         env.update(
             {

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from rayscale.local import processes
+from rayscale.local.raynodes import auth_env, without_auth
 
 
 def home() -> Path:
@@ -39,11 +40,12 @@ class ClusterRecord:
     mounts: dict[str, str] = field(default_factory=dict)  # container path -> local dir
 
     def client_env(self) -> dict[str, str]:
-        return {
-            "RAY_ADDRESS": self.address,
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": self.token_path,
-        }
+        """What a script needs to connect: the address and this cluster's token."""
+        return {"RAY_ADDRESS": self.address, **auth_env(Path(self.token_path))}
+
+    def client_environ(self) -> dict[str, str]:
+        """Our environment with any inherited Ray address/auth replaced by this cluster's."""
+        return {**without_auth(os.environ), **self.client_env()}
 
 
 def cluster_dir(name: str) -> Path:
