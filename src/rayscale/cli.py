@@ -213,7 +213,7 @@ def status_cmd(
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.text,
 ) -> None:
     """A `ray status`-like view of a local cluster, plus each group's target and reasons."""
-    from rayscale.autoscaler.status import format_status
+    from rayscale.autoscaler.status import ClusterStatus, format_status
     from rayscale.local import registry
 
     name = _pick(name)
@@ -237,7 +237,7 @@ def status_cmd(
     if status is None:
         sys.stdout.write(f"{name}: {record.status}, no autoscaler iteration yet\n")
         return
-    sys.stdout.write(format_status(status) + "\n")
+    sys.stdout.write(format_status(ClusterStatus.model_validate(status)) + "\n")
 
 
 @app.command("down")
@@ -283,7 +283,9 @@ def exec_cmd(
     name = _pick(name)
     record = registry.read(name)
     assert record is not None
-    argv = [a for a in ctx.args if a != "--"]
+    argv = list(ctx.args)
+    if argv[:1] == ["--"]:  # click keeps the separator in some positions; later ones are CMD's
+        argv = argv[1:]
     if not argv:
         fail("no command given: rayscale exec NAME -- CMD [ARGS...]")
     if record.status != "ready":
@@ -307,7 +309,10 @@ def demo_cmd(
     ] = 10,
     period: Annotated[float, typer.Option("--period", min=0.1, help="Autoscaler period")] = 0.5,
 ) -> None:
-    """Seed 002 end to end on the embedded runtime, with a timeline; exit 0 if it behaved."""
+    """KubeRay's detached-actor autoscaling walkthrough, locally; exit 0 if it behaved.
+
+    Prints every scaling decision with its reason as it happens.
+    """
     from rayscale.local import demo, registry
 
     record = registry.read(demo.DEMO_NAME)

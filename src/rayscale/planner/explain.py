@@ -50,8 +50,10 @@ _TEMPLATES: dict[ReasonCode, Callable[[Mapping[str, Any]], str]] = {
     ReasonCode.CONSERVATIVE_LIMIT: lambda p: (
         f"{p['group']} is Conservative: at most max(1, running={p['running']}) pending replicas"
     ),
-    ReasonCode.HELD_BACK: lambda p: "held back: "
-    + "; ".join(render(Reason(ReasonCode(r["code"]), r["params"])) for r in p.get("limits", ())),
+    ReasonCode.HELD_BACK: lambda p: (
+        "held back: "
+        + "; ".join(render(Reason(ReasonCode(r["code"]), r["params"])) for r in p.get("limits", ()))
+    ),
     ReasonCode.WAITING_FOR_BUSY_NODES: lambda p: (
         f"waiting: only busy existing nodes can hold {fmt(p['resources'])}"
     ),
@@ -76,8 +78,7 @@ _TEMPLATES: dict[ReasonCode, Callable[[Mapping[str, Any]], str]] = {
         f"keep {_nodes(p)}: idle {float(p['idle_s']):.0f} s but {p['need']}"
     ),
     ReasonCode.KEEP_AT_MIN: lambda p: (
-        f"keep {_nodes(p)}: idle {float(p['idle_s']):.0f} s but group is at "
-        f"minReplicas={p['min']}"
+        f"keep {_nodes(p)}: idle {float(p['idle_s']):.0f} s but group is at minReplicas={p['min']}"
     ),
     ReasonCode.NO_CHANGE: lambda p: (
         f"no change: {p['replicas']} replicas cover the demand this group can serve"
@@ -90,6 +91,9 @@ _TEMPLATES: dict[ReasonCode, Callable[[Mapping[str, Any]], str]] = {
     ),
     ReasonCode.BOOT_FAILED: lambda p: (
         f"{p['group']}: {p['node']} failed to boot (exit {p.get('exit_code')}): {p.get('line')}"
+    ),
+    ReasonCode.WORKER_EXITED: lambda p: (
+        f"{p['group']}: {p['node']} exited ({p.get('exit_code')}): {p.get('line')}"
     ),
     ReasonCode.ACTION_FAILED: lambda p: f"{p['action']} {p.get('target', '')} failed: {p['error']}",
 }

@@ -36,8 +36,8 @@ class ReasonCode(str, Enum):
     CONSERVATIVE_LIMIT = "conservative_limit"
     """Conservative upscaling: pending replicas <= max(1, running). params: group, running."""
     HELD_BACK = "held_back"
-    """Demand held back by group limits. params: resources, count, limits ([{code, params}] of AT_MAX /
-    CONSERVATIVE_LIMIT reasons)."""
+    """Demand held back by group limits. params: resources, count, limits (a list of
+    {code, params} of AT_MAX / CONSERVATIVE_LIMIT reasons)."""
     WAITING_FOR_BUSY_NODES = "waiting_for_busy_nodes"
     """Only busy existing nodes can hold it. params: resources."""
 
@@ -73,6 +73,9 @@ class ReasonCode(str, Enum):
     gone. params: group, nodes."""
     BOOT_FAILED = "boot_failed"
     """A worker failed to boot. params: group, node, exit_code, line."""
+    WORKER_EXITED = "worker_exited"
+    """A running worker's Ray process exited; its pod is replaced if still wanted. params:
+    group, node, exit_code, line."""
     ACTION_FAILED = "action_failed"
     """An action of the loop failed and is retried next tick. params: action, target, error."""
 
