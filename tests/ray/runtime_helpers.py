@@ -273,6 +273,19 @@ class RuntimeCluster:
         except (OSError, ValueError):
             return None
 
+    def records(self, file: str) -> list[dict[str, Any]]:
+        """The supervisor's own JSONL records: ``ticks.jsonl`` (group counts whenever they
+        change) or ``events.jsonl`` (every decision with its reason code)."""
+        out = []
+        try:
+            lines = (self.cluster_dir / file).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
     def log_tail(self, max_bytes: int = 4000) -> str:
         parts = []
         for name in ("supervisor.log", "supervisor.out"):

@@ -391,20 +391,30 @@ class Autoscaler:
         ``plan_period`` passed. Failures are logged and retried."""
         last_sig: tuple[Any, ...] | None = None
         next_plan = 0.0
+        last_error = ""
         while not stop.is_set():
             started = time.monotonic()
             try:
                 snapshot = self.observe()
                 sig = signature(*snapshot)
                 if sig != last_sig or started >= next_plan:
-                    self.tick(snapshot)
                     last_sig = sig
-                    wait = min(plan_period, next_timer(self.groups, snapshot[1]))
-                    next_plan = started + wait
-            except Exception:
+                    next_plan = started + plan_period  # a failing tick retries after this
+                    self.tick(snapshot)
+                    next_plan = started + min(plan_period, next_timer(self.groups, snapshot[1]))
+                last_error = ""
+            except Exception as exc:
                 self.failures += 1
-                last_sig = None
-                log.exception("autoscaler iteration failed (%d so far); retrying", self.failures)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != last_error:  # the traceback once, then one line per repeat
+                    log.exception(
+                        "autoscaler iteration failed (%d so far); retrying", self.failures
+                    )
+                else:
+                    log.warning("autoscaler iteration failed again (%d so far): %s",
+                                self.failures, error)  # fmt: skip
+                last_error = error
+                stop.wait(plan_period)
             stop.wait(max(0.0, read_period - (time.monotonic() - started)))
 
 

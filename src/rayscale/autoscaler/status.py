@@ -132,6 +132,8 @@ class ClusterStatus(BaseModel):
     deleted: list[str] = Field(default_factory=list)
     """Pods put on workersToDelete by the latest decision."""
     recent_failures: list[str] = Field(default_factory=list)
+    failed_boots: int = 0
+    """Workers whose boot failed since start (each is retried with backoff)."""
 
 
 def build_status(
@@ -141,6 +143,7 @@ def build_status(
     report: TickReport,
     failures: Sequence[str] = (),
     loop_errors: int = 0,
+    failed_boots: int = 0,
 ) -> ClusterStatus:
     running: Counter[str] = Counter()
     pending: Counter[str] = Counter()
@@ -195,6 +198,7 @@ def build_status(
         launched=launched,
         deleted=deleted,
         recent_failures=list(failures),
+        failed_boots=failed_boots,
     )
 
 

@@ -120,7 +120,13 @@ class Supervisor:
         failures = [r.text() for r in self.runtime.kubelet.failures]
         errors = self.autoscaler.failures if self.autoscaler else 0
         status = build_status(
-            self.name, self.runtime.head_address, self.groups, report, failures, errors
+            self.name,
+            self.runtime.head_address,
+            self.groups,
+            report,
+            failures,
+            errors,
+            self.runtime.kubelet.failed_boots,
         )
         self.last = status
         registry.write_status(self.name, status.model_dump(mode="json"))
