@@ -10,24 +10,26 @@ and then SIGKILLs whatever is left of *that* group.
 environment mentions a marker string (typically a per-run temp dir that the spawner also put in
 the child's environment), so that a process which escaped its group is still found.
 
-Free ports: :func:`free_port` / :func:`free_port_range` pick ports nobody listens on and remember
-the ones handed out recently, so two callers in the same process do not receive the same port
-before either binds it.
+Ports: prefer port 0 (the OS assigns it at bind time). :func:`reserve_ports` is for the few ports
+that must be known in advance: it hands out ports under a machine-wide lock, so no two rayscale
+processes get the same one.
 
 Nothing here is Ray-specific; :mod:`rayscale.local.raynodes` builds on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import json
 import os
 import random
 import signal
 import socket
 import subprocess
 import time
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +38,6 @@ import psutil
 DEFAULT_STOP_TIMEOUT_S = 30.0
 DEFAULT_KILL_TIMEOUT_S = 10.0
 _POLL_S = 0.05
-
-# Ports handed out recently by this process (not yet necessarily bound by their user).
-_RECENT_PORTS: deque[int] = deque(maxlen=4096)
 
 
 class ProcessError(RuntimeError):
@@ -347,43 +346,63 @@ def is_port_free(port: int, host: str = "") -> bool:
     return True
 
 
-def free_port(host: str = "") -> int:
-    """A TCP port nobody listens on, not handed out recently by this process."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in _RECENT_PORTS:
-            _RECENT_PORTS.append(port)
-            return port
-    raise ProcessError("could not find a free TCP port")
+# Fixed ports are picked below Linux's ephemeral range (32768-60999 by default), where the OS
+# puts every port it assigns for a bind to port 0, so the two never collide.
+RESERVED_LOW, RESERVED_HIGH = 10_000, 32_000
+RESERVATION_S = 120.0  # a reserved port is not handed out again for this long
+_RESERVATIONS = Path("/tmp/rayscale-ports.json")
+_RESERVATIONS_LOCK = Path("/tmp/rayscale-ports.lock")
 
 
-def free_ports(count: int, host: str = "") -> list[int]:
-    """``count`` distinct free ports (see :func:`free_port`)."""
-    return [free_port(host) for _ in range(count)]
+def reserve_ports(count: int, host: str = "") -> list[int]:
+    """``count`` distinct TCP ports for listeners that must be known before they bind.
 
-
-def free_port_range(
-    size: int, *, low: int = 10_000, high: int = 32_000, host: str = ""
-) -> tuple[int, int]:
-    """A contiguous range ``(first, last)`` of ``size`` free ports in ``[low, high]``.
-
-    The default window lies below Linux's ephemeral range (32768-60999), so ports picked by
-    :func:`free_port` and by outgoing connections do not land inside it.
+    Prefer port 0 (the OS assigns the port when the listener binds: no race at all). For a
+    port a client must be told in advance, this picks one that is free now and that no
+    rayscale process on this machine was handed in the last ``RESERVATION_S`` seconds: the
+    choice is made under an exclusive ``flock`` on ``/tmp/rayscale-ports.lock`` and recorded
+    in ``/tmp/rayscale-ports.json``, so concurrent clusters (any process, any RAYSCALE_HOME)
+    never get the same port. A process outside rayscale can still take it before it is bound;
+    callers retry on a bind failure.
     """
-    if size < 1 or high - low + 1 < size:
-        raise ValueError(f"cannot fit {size} ports in [{low}, {high}]")
     rng = random.Random()
-    for _ in range(500):
-        first = rng.randrange(low, high - size + 2)
-        ports = range(first, first + size)
-        if any(p in _RECENT_PORTS for p in ports):
-            continue
-        if all(is_port_free(p, host) for p in ports):
-            _RECENT_PORTS.extend(ports)
-            return first, first + size - 1
-    raise ProcessError(f"could not find {size} contiguous free ports in [{low}, {high}]")
+    with _locked(_RESERVATIONS_LOCK):
+        now = time.time()
+        taken = {p: t for p, t in _read_reservations().items() if t > now - RESERVATION_S}
+        out: list[int] = []
+        for _ in range(2000):
+            if len(out) == count:
+                break
+            port = rng.randint(RESERVED_LOW, RESERVED_HIGH)
+            if port not in taken and port not in out and is_port_free(port, host):
+                out.append(port)
+        if len(out) < count:
+            raise ProcessError(f"could not reserve {count} free TCP ports")
+        taken.update({p: now for p in out})
+        _RESERVATIONS.write_text(json.dumps({str(p): t for p, t in taken.items()}))
+    return out
+
+
+def free_port(host: str = "") -> int:
+    """One reserved TCP port (see :func:`reserve_ports`)."""
+    return reserve_ports(1, host)[0]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_reservations() -> dict[int, float]:
+    try:
+        return {int(k): float(v) for k, v in json.loads(_RESERVATIONS.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def read_tail(path: Path, max_bytes: int = 4000) -> str:

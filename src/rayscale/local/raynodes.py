@@ -1,39 +1,21 @@
-"""Run a real Ray cluster on this machine: one ``ray start --head --block`` plus workers.
+"""Run a real Ray cluster on this machine: a Ray head plus workers, each a ``ray start``.
 
 Each cluster gets
-- its own short directory (``/tmp/rs-<name>-<random>``) holding the ``ray start`` logs, the
+- its own short directory (``/tmp/rs-<name>-<random>``) holding the nodes' launcher logs, the
   Ray temp dir (``<dir>/ray``, shared by all nodes of the cluster, as in Ray's own
-  ``cluster_utils``) and the cluster's auth token (``<dir>/auth_token``, mode 0600);
-- free ports for everything Ray opens that has a flag or env knob, and a distinct worker-port
-  range per node, so several clusters and many nodes coexist on one machine;
-- every node in its own process group (see :mod:`rayscale.local.processes`), with
+  ``cluster_utils``, so the head's log monitor streams every node's task output to drivers)
+  and the cluster's auth token (``<dir>/auth_token``, mode 0600; see
+  :mod:`rayscale.local.rayauth`);
+- port 0 for everything Ray can bind on its own (node manager, object manager, worker ports,
+  agents, metrics, GCS, dashboard): the OS assigns each port at bind time, so nodes booting
+  together cannot collide. Only the head's Ray client server port must be fixed; it comes
+  from :func:`rayscale.local.processes.reserve_ports` (a machine-wide lock) and a head that
+  loses the port anyway is started again with another;
+- every node started by :mod:`rayscale.local.raystart` (``ray start``, then a small keeper
+  instead of ``ray start --block``) with a tag (``h``, ``w1``, ``w2``...) in all its socket and
+  log file names, in its own process group (see :mod:`rayscale.local.processes`), with
   ``RAYSCALE_RUN_DIR=<dir>`` in its environment so that leftovers are found even if a Ray
-  process leaves the group.
-
-Token authentication (Ray 2.60, read from ``ray/_private/authentication`` and ``_raylet.so``):
-- The mode comes from ``RAY_AUTH_MODE`` (``token`` | ``disabled``). If it is unset,
-  ``ray start --head`` turns token auth on only when a token is already available, and
-  ``ray.init()`` starting a new local cluster turns it on always (creating
-  ``~/.ray/auth_token`` if missing). A client connecting to an explicit address never turns
-  it on by itself: it needs ``RAY_AUTH_MODE=token``.
-- The token is looked up, first match wins: ``RAY_AUTH_TOKEN`` (the token itself),
-  ``RAY_AUTH_TOKEN_PATH`` (a file holding it), ``~/.ray/auth_token``.
-- Every gRPC call carries it; a node or client without it fails with
-  ``InvalidAuthToken`` / ``ray.exceptions.AuthenticationError``.
-We never rely on or touch ``~/.ray/auth_token``: every node gets ``RAY_AUTH_MODE=token`` and
-``RAY_AUTH_TOKEN_PATH=<dir>/auth_token`` (and inherited ``RAY_AUTH_TOKEN`` is removed, since it
-would take precedence).
-
-How a user script connects (``cluster.client_env()`` gives exactly these variables)::
-
-    RAY_ADDRESS=<gcs host:port> RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=<dir>/auth_token \\
-        python my_script.py          # the script calls ray.init() or ray.init(address=...)
-
-In-process GCS access (``GcsClient``, ``get_cluster_resource_state``) reads the same settings
-from ``os.environ`` but Ray caches them process-wide; :func:`client_auth` switches them (and
-refreshes Ray's caches) for the duration of a ``with`` block. A process can talk to only one
-token-protected cluster at a time this way: switching tokens makes existing ``GcsClient``
-objects fail until switched back.
+  process leaves the group. :meth:`LocalRayCluster.boot_failure_line` reads those logs.
 
 Measured on the 2-core development machine (``tests/ray/test_smoke.py`` prints them):
 - head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 4.9-8.4 s,
@@ -54,24 +36,49 @@ is needed.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rayscale.local import processes
+from rayscale.local import processes, raylogs
 from rayscale.local.processes import ManagedProcess, ProcessInfo, StopResult
+from rayscale.local.rayauth import (
+    AUTH_MODE_ENV,
+    AUTH_TOKEN_ENV,
+    AUTH_TOKEN_PATH_ENV,
+    TOKEN_FILE,
+    _ray_module,
+    auth_env,
+    client_auth,
+    without_auth,
+    write_token,
+)
+
+__all__ = [
+    "AUTH_MODE_ENV",
+    "AUTH_TOKEN_ENV",
+    "AUTH_TOKEN_PATH_ENV",
+    "TOKEN_FILE",
+    "LocalRayCluster",
+    "NodePorts",
+    "NodeResources",
+    "RayNode",
+    "auth_env",
+    "boot_failure_line",
+    "client_auth",
+    "start_head",
+    "without_auth",
+    "write_token",
+]  # fmt: skip
 
 # Ray's type stubs do not declare these; they are imported lazily (importing ray takes ~0.5 s).
 GcsClient = Any  # ray._raylet.GcsClient
@@ -79,30 +86,30 @@ ClusterResourceState = Any  # ray.core.generated.autoscaler_pb2.ClusterResourceS
 
 # --- constants -------------------------------------------------------------------------------
 
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
-AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"
-AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 MARKER_ENV = "RAYSCALE_RUN_DIR"
 INSTANCE_ID_ENV = "RAY_CLOUD_INSTANCE_ID"
 NODE_TYPE_ENV = "RAY_NODE_TYPE_NAME"
 DRAIN_TIMEOUT_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"
-TOKEN_FILE = "auth_token"
 RAY_TEMP_SUBDIR = "ray"
 HEAD_GROUP = "headgroup"
+HEAD_TAG = "h"
 RESOURCE_REQUEST_KV_KEY = b"autoscaler_resource_request"
+LAUNCHER = Path(__file__).with_name("raystart.py")
 
 # Above Ray's 75 MiB floor; Ray's default (30% of RAM per node) would not fit many nodes.
 DEFAULT_OBJECT_STORE_BYTES = 80 * 1024 * 1024
 DEFAULT_HEAD_TIMEOUT_S = 120.0
 DEFAULT_JOIN_TIMEOUT_S = 120.0
-# `ray start --block` drains its node on SIGTERM for up to this long (Ray's default is 30 s).
+# Ray's drain-on-SIGTERM budget for nodes started with ``ray start --block`` (Ray's default is
+# 30 s); our keeper does not drain (the autoscaler drains through GCS), the env is kept for
+# nodes a user starts by hand against the cluster.
 DEFAULT_DRAIN_TIMEOUT_S = 5.0
 DEFAULT_STOP_TIMEOUT_S = 30.0
-WORKER_PORTS_PER_NODE = 100
+HEAD_PORT_ATTEMPTS = 3  # a head that lost a reserved port is started again with new ones
 # AF_UNIX paths are limited to 107 bytes; Ray appends about 70 characters to the temp dir:
-# "/ray/session_2026-11-23_09-34-57_226960_4858/sockets/plasma_store" + a counter.
-MAX_ROOT_LEN = 36
-_PORT_IN_USE = re.compile(r"address already in use|already in use|bind.*fail", re.IGNORECASE)
+# "/ray/session_2026-11-23_09-34-57_226960_4858/sockets/plasma_store" + ".<tag>".
+MAX_ROOT_LEN = 32
+_PORT_IN_USE = re.compile(r"address already in use|already occupied|bind.*fail", re.IGNORECASE)
 _AUTH_FAILED = re.compile(r"InvalidAuthToken|Unauthenticated|AuthenticationError")
 
 
@@ -122,16 +129,18 @@ class PortInUseError(RayNodesError):
 
 
 class RayNodeExitedError(RayNodesError):
-    """A ``ray start`` process exited while we waited for it to become ready."""
+    """A node's process exited while we waited for it to become ready."""
 
-    def __init__(self, message: str, log_tail: str) -> None:
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}")
+    def __init__(self, message: str, log_tail: str, failure_line: str | None = None) -> None:
+        why = f"\n{failure_line}" if failure_line else ""
+        super().__init__(f"{message}{why}\n--- log tail ---\n{log_tail}")
         self.log_tail = log_tail
+        self.failure_line = failure_line
 
     @property
     def auth_refused(self) -> bool:
-        """True if the log shows the node was refused for a missing/wrong auth token."""
-        return bool(_AUTH_FAILED.search(self.log_tail))
+        """True if the logs show the node was refused for a missing/wrong auth token."""
+        return bool(_AUTH_FAILED.search(f"{self.failure_line or ''}\n{self.log_tail}"))
 
 
 class RayStartTimeoutError(RayNodesError):
@@ -165,16 +174,26 @@ class NodeResources:
 
 @dataclass(frozen=True)
 class NodePorts:
-    """Ports one Ray node listens on. Head-only ports are None on workers."""
+    """Ports one Ray node listens on; 0 = the OS assigns it when the listener binds.
 
-    node_manager: int
-    object_manager: int
-    metrics_export: int
-    dashboard_agent_listen: int
-    dashboard_agent_grpc: int
-    runtime_env_agent: int
-    min_worker: int
-    max_worker: int
+    Every flag of ``ray start`` that accepts 0 gets 0 (read in Ray 2.60's
+    ``_private/parameter.py`` and ``services.py``, and tried): the node manager, object
+    manager, worker ports (``--min/--max-worker-port=0``: each Ray worker binds its own),
+    metrics export, dashboard agent (HTTP and gRPC), runtime-env agent, GCS (``--port=0``:
+    Ray publishes it in ``ray_current_cluster``) and the dashboard. The Ray client server
+    rejects 0 (``ray_client_server_port must be between 1024 and 65535``), and the two
+    metrics ports set by environment variable are fixed too: those come from
+    :func:`rayscale.local.processes.reserve_ports`. Head-only ports are None on workers.
+    """
+
+    node_manager: int = 0
+    object_manager: int = 0
+    metrics_export: int = 0
+    dashboard_agent_listen: int = 0
+    dashboard_agent_grpc: int = 0
+    runtime_env_agent: int = 0
+    min_worker: int = 0
+    max_worker: int = 0
     gcs: int | None = None
     dashboard: int | None = None
     ray_client_server: int | None = None
@@ -183,28 +202,21 @@ class NodePorts:
 
     @classmethod
     def allocate(cls, *, head: bool, gcs_port: int | None = None) -> NodePorts:
-        """Free ports for every listener, plus a distinct worker-port range."""
-        lo, hi = processes.free_port_range(WORKER_PORTS_PER_NODE)
-        p = processes.free_port
+        """Port 0 wherever Ray allows it; reserved fixed ports for the head's few others."""
+        if not head:
+            return cls()
+        client, autoscaler_metrics, dashboard_metrics = processes.reserve_ports(3)
         return cls(
-            node_manager=p(),
-            object_manager=p(),
-            metrics_export=p(),
-            dashboard_agent_listen=p(),
-            dashboard_agent_grpc=p(),
-            runtime_env_agent=p(),
-            min_worker=lo,
-            max_worker=hi,
-            gcs=(gcs_port or p()) if head else None,
-            dashboard=p() if head else None,
-            ray_client_server=p() if head else None,
-            autoscaler_metrics=p() if head else None,
-            dashboard_metrics=p() if head else None,
+            gcs=gcs_port or 0,
+            dashboard=0,
+            ray_client_server=client,
+            autoscaler_metrics=autoscaler_metrics,
+            dashboard_metrics=dashboard_metrics,
         )
 
     def listen_ports(self) -> list[int]:
-        """Every single port (not the worker range) this node will bind."""
-        return [v for k, v in vars(self).items() if v is not None and "worker" not in k]
+        """Every fixed port (not 0, not the worker range) this node will bind."""
+        return [v for k, v in vars(self).items() if v and "worker" not in k]
 
     def to_args(self) -> list[str]:
         args = [
@@ -234,7 +246,7 @@ class NodePorts:
         return env
 
 
-# --- executable, directories, token, environment ---------------------------------------------
+# --- executable, directories -----------------------------------------------------------------
 
 
 def find_ray_executable() -> str:
@@ -251,6 +263,17 @@ def find_ray_executable() -> str:
     )
 
 
+def launcher_argv(ray_executable: str, tag: str) -> list[str]:
+    """The command that starts one node: :mod:`rayscale.local.raystart` with the Python of
+    ``ray_executable``'s environment (its ``ray start`` arguments follow)."""
+    python = Path(ray_executable).parent / "python"
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        python = Path(sys.executable)
+    if not Path(ray_executable).is_file():
+        raise RayNotFoundError(f"cannot run {ray_executable!r}: not found")
+    return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", "--", "start"]
+
+
 def make_cluster_dir(name: str, base: Path | None = None) -> Path:
     """Create a fresh, short directory for one cluster (Unix socket paths are limited)."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:10] or "c"
@@ -264,72 +287,12 @@ def make_cluster_dir(name: str, base: Path | None = None) -> Path:
     return root
 
 
-def write_token(path: Path) -> str:
-    """Write a new random token (64 hex chars, like ``ray get-auth-token``) with mode 0600."""
-    token = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
-    return token
-
-
-def auth_env(token_path: Path) -> dict[str, str]:
-    """The variables that make any Ray process use the token in ``token_path``."""
-    return {AUTH_MODE_ENV: "token", AUTH_TOKEN_PATH_ENV: str(token_path)}
-
-
-def without_auth(base: Mapping[str, str]) -> dict[str, str]:
-    drop = (AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV, "RAY_ADDRESS")
-    return {k: v for k, v in base.items() if k not in drop}
-
-
-_AUTH_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def client_auth(token_path: Path | None) -> Iterator[None]:
-    """Make in-process Ray clients (``GcsClient``) use ``token_path`` inside the block.
-
-    Ray reads the auth mode and token once and caches them process-wide, so this sets the
-    environment variables, refreshes Ray's config and token cache, and restores both on exit.
-    ``None`` means no token (``RAY_AUTH_MODE=disabled``). Thread-safe, not concurrent: one
-    cluster's token at a time per process.
-    """
-    raylet = _ray_module("ray._raylet")
-    loader, config = raylet.AuthenticationTokenLoader, raylet.Config
-    wanted = auth_env(token_path) if token_path else {AUTH_MODE_ENV: "disabled"}
-    keys = (AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV)
-    with _AUTH_LOCK:
-        saved = {k: os.environ.get(k) for k in keys}
-        try:
-            _set_env({k: wanted.get(k) for k in keys})
-            config.initialize("")
-            loader.instance().reset_cache()
-            yield
-        finally:
-            _set_env(saved)
-            config.initialize("")
-            loader.instance().reset_cache()
-
-
-def _ray_module(name: str) -> Any:
-    return importlib.import_module(name)
-
-
-def _set_env(values: Mapping[str, str | None]) -> None:
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 # --- nodes and clusters ----------------------------------------------------------------------
 
 
 @dataclass
 class RayNode:
-    """One ``ray start --block`` process (head or worker) and what we know about it."""
+    """One Ray node (head or worker): its launcher/keeper process and what we know about it."""
 
     name: str
     group: str
@@ -339,6 +302,8 @@ class RayNode:
     resources: NodeResources
     ready_seconds: float | None = None  # spawn -> GCS ready (head) / joined (worker)
     stop_result: StopResult | None = None
+    tag: str = ""  # in the node's Ray socket and log file names: raylet.<tag>.out
+    temp_dir: Path | None = None  # the cluster's Ray temp dir
 
     @property
     def pid(self) -> int:
@@ -349,8 +314,22 @@ class RayNode:
         return self.process.pgid
 
     def rss_bytes(self) -> int:
-        """RSS of every live process in this node's group (ray start, raylet, agents, workers)."""
+        """RSS of every live process in this node's group (keeper, raylet, agents, workers)."""
         return processes.group_rss(self.pgid)
+
+
+def boot_failure_line(node: RayNode) -> str | None:
+    """Why ``node`` failed to boot, in one line, or None if its logs show no error.
+
+    The first error of the node's own raylet log (``<temp>/session_*/logs/raylet.<tag>.err``
+    then ``.out``: e.g. ``raylet: bind: Address already in use ...``), then of its agents'
+    logs, then of its ``ray start`` output (e.g. ``Error: No such option: --bogus``,
+    ``Exception: The current node timed out during startup...``). Cheap (reads a few small
+    files); meant for a node whose process exited or did not join in time.
+    """
+    if node.temp_dir is None or not node.tag:
+        return raylogs.first_error_line(node.process.log_tail(20_000))
+    return raylogs.boot_failure_line(node.temp_dir, node.tag, node.process.log_path)
 
 
 @dataclass
@@ -369,6 +348,7 @@ class LocalRayCluster:
     node_env: dict[str, str] = field(default_factory=dict)  # extra env for every node
     stopped_nodes: list[RayNode] = field(default_factory=list)
     clients: list[ManagedProcess] = field(default_factory=list)  # drivers etc., see start_client
+    _started_workers: int = 0  # for unique worker tags w1, w2, ...
 
     @property
     def head(self) -> RayNode:
@@ -388,7 +368,7 @@ class LocalRayCluster:
         return str(self.root)
 
     def client_env(self) -> dict[str, str]:
-        """The variables a driver/client must set to connect (see the module docstring)."""
+        """The variables a driver/client must set to connect (see :mod:`rayauth`)."""
         return {"RAY_ADDRESS": self.gcs_address, **auth_env(self.token_path)}
 
     def client_environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -439,21 +419,25 @@ class LocalRayCluster:
     ) -> RayNode:
         """Start a worker node named ``name`` (its ``RAY_CLOUD_INSTANCE_ID``) in ``group``.
 
-        With ``wait``, returns once GCS lists a live node with that instance id; raises
-        :class:`RayNodeExitedError` (e.g. auth refused: ``.auth_refused``) or
-        :class:`RayStartTimeoutError` otherwise. ``env`` overrides node variables, e.g.
-        ``{"RAY_AUTH_MODE": "disabled"}`` to start a worker without the token.
+        Safe to call many times at once: every port is OS-assigned and every socket/log name
+        carries the node's tag. With ``wait``, returns once GCS lists a live node with that
+        instance id; raises :class:`RayNodeExitedError` (e.g. auth refused: ``.auth_refused``;
+        ``.failure_line``: see :func:`boot_failure_line`) or :class:`RayStartTimeoutError`.
+        ``env`` overrides node variables, e.g. ``{"RAY_AUTH_MODE": "disabled"}`` to start a
+        worker without the token.
         """
         if name in self.workers:
             raise RayNodesError(f"worker {name!r} already exists in cluster {self.name!r}")
         resources = resources or NodeResources()
         ports = NodePorts.allocate(head=False)
+        self._started_workers += 1
+        tag = f"w{self._started_workers}"
         argv = [
-            self.ray_executable, "start", "--block", f"--address={self.gcs_address}",
+            *launcher_argv(self.ray_executable, tag), f"--address={self.gcs_address}",
             *self._common_args(), "--include-log-monitor=false",
             *ports.to_args(), *resources.to_args(), *extra_args,
         ]  # fmt: skip
-        node = self._spawn(name, group, False, argv, ports, resources, env)
+        node = self._spawn(name, group, False, argv, ports, resources, env, tag)
         self.workers[name] = node
         if wait:
             self.wait_joined(node, timeout)
@@ -468,6 +452,7 @@ class LocalRayCluster:
                     f"worker {node.name!r} exited with code {node.process.returncode} "
                     f"before joining {self.gcs_address}",
                     node.process.log_tail(),
+                    boot_failure_line(node),
                 )
             if self._node_alive(node.name):
                 node.ready_seconds = time.monotonic() - node.process.started_at
@@ -475,9 +460,14 @@ class LocalRayCluster:
             if time.monotonic() > deadline:
                 raise RayStartTimeoutError(
                     f"worker {node.name!r} did not join {self.gcs_address} within {timeout:.0f}s"
+                    f" ({boot_failure_line(node) or 'no error in its logs'})"
                     f"\n--- log tail ---\n{node.process.log_tail()}"
                 )
             time.sleep(0.25)
+
+    def boot_failure_line(self, node: RayNode) -> str | None:
+        """See :func:`boot_failure_line`."""
+        return boot_failure_line(node)
 
     def _node_alive(self, instance_id: str) -> bool:
         dead = _ray_module("ray.core.generated.autoscaler_pb2").NodeStatus.DEAD
@@ -488,7 +478,7 @@ class LocalRayCluster:
         return any(n.instance_id == instance_id and n.status != dead for n in state.node_states)
 
     def stop_worker(self, name: str, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> StopResult:
-        """Stop one worker (SIGTERM to ``ray start``: it drains, then stops its processes)."""
+        """Stop one worker (SIGTERM to its keeper: it stops the raylet, then its group)."""
         node = self.workers.pop(name)
         node.stop_result = node.process.stop(timeout)
         self.stopped_nodes.append(node)
@@ -582,6 +572,7 @@ class LocalRayCluster:
         ports: NodePorts,
         resources: NodeResources,
         env: Mapping[str, str] | None,
+        tag: str,
     ) -> RayNode:
         busy = [p for p in ports.listen_ports() if not processes.is_port_free(p)]
         if busy:
@@ -595,7 +586,9 @@ class LocalRayCluster:
             )
         except processes.ExecutableNotFoundError as e:
             raise RayNotFoundError(str(e)) from e
-        return RayNode(name, group, is_head, proc, ports, resources)
+        return RayNode(
+            name, group, is_head, proc, ports, resources, tag=tag, temp_dir=self.temp_dir
+        )
 
 
 def start_head(
@@ -619,17 +612,49 @@ def start_head(
       nine dashboard modules (UI, jobs REST API, ...): about 1.5 s faster, 930 MB smaller.
     - ``monitor=False`` (default): ``--no-monitor``, as KubeRay does with in-tree autoscaling:
       the autoscaler is ours, not Ray's monitor process.
+    - ``gcs_port=None`` (default): the OS assigns GCS's port; a given port that is busy raises
+      :class:`PortInUseError`.
     - ``env`` is added to every node's environment (head and workers).
 
-    On any failure the head is stopped and the directory kept for its logs.
+    A head that loses one of its reserved fixed ports to another process before binding it is
+    started again with new ones (``HEAD_PORT_ATTEMPTS``). On any other failure the head is
+    stopped and the directory kept for its logs.
     """
+    for attempt in range(1, HEAD_PORT_ATTEMPTS + 1):
+        try:
+            return _start_head_once(
+                name, resources, head_name=head_name, include_dashboard=include_dashboard,
+                monitor=monitor, gcs_port=gcs_port, object_store_memory=object_store_memory,
+                drain_timeout_s=drain_timeout_s, base_dir=base_dir, env=env,
+                extra_args=extra_args, timeout=timeout,
+            )  # fmt: skip
+        except PortInUseError:
+            if gcs_port is not None or attempt == HEAD_PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_head_once(
+    name: str,
+    resources: NodeResources | None,
+    *,
+    head_name: str | None,
+    include_dashboard: bool,
+    monitor: bool,
+    gcs_port: int | None,
+    object_store_memory: int,
+    drain_timeout_s: float,
+    base_dir: Path | None,
+    env: Mapping[str, str] | None,
+    extra_args: Sequence[str],
+    timeout: float,
+) -> LocalRayCluster:
     ray = find_ray_executable()
+    launcher = launcher_argv(ray, HEAD_TAG)
     root = make_cluster_dir(name, base_dir)
     token_path = root / TOKEN_FILE
     write_token(token_path)
-    ports = NodePorts.allocate(head=True, gcs_port=gcs_port)
     resources = resources or NodeResources()
-    head_name = head_name or f"{name}-head"
     cluster = LocalRayCluster(
         name=name,
         root=root,
@@ -639,21 +664,25 @@ def start_head(
         drain_timeout_s=drain_timeout_s,
         node_env=dict(env or {}),
     )
-    argv = [
-        ray, "start", "--head", "--block", *cluster._common_args(),
-        f"--include-dashboard={'true' if include_dashboard else 'false'}",
-        *([] if monitor else ["--no-monitor"]),
-        *ports.to_args(), *resources.to_args(), *extra_args,
-    ]  # fmt: skip
     try:
-        cluster._head = cluster._spawn(head_name, HEAD_GROUP, True, argv, ports, resources, None)
-    except RayNodesError:
+        ports = NodePorts.allocate(head=True, gcs_port=gcs_port)
+        argv = [
+            *launcher, "--head", *cluster._common_args(),
+            f"--include-dashboard={'true' if include_dashboard else 'false'}",
+            *([] if monitor else ["--no-monitor"]),
+            *ports.to_args(), *resources.to_args(), *extra_args,
+        ]  # fmt: skip
+        head = cluster._spawn(
+            head_name or f"{name}-head", HEAD_GROUP, True, argv, ports, resources, None, HEAD_TAG
+        )
+        cluster._head = head
+    except (RayNodesError, processes.ProcessError):
         cluster.remove_dir()  # nothing ran, no logs worth keeping
         raise
     try:
         _wait_head_ready(cluster, timeout)
     except BaseException:
-        cluster.head.stop_result = cluster.head.process.stop()
+        head.stop_result = head.process.stop()
         raise
     return cluster
 
@@ -666,10 +695,11 @@ def _wait_head_ready(cluster: LocalRayCluster, timeout: float) -> None:
     while True:
         if not head.process.is_running():
             tail = head.process.log_tail()
+            why = boot_failure_line(head)
             msg = f"Ray head exited with code {head.process.returncode} while starting"
-            if _PORT_IN_USE.search(tail):
-                raise PortInUseError(f"{msg} (a port is in use):\n{tail}")
-            raise RayNodeExitedError(msg, tail)
+            if _PORT_IN_USE.search(f"{why}\n{tail}"):
+                raise PortInUseError(f"{msg} (a port is in use): {why}\n{tail}")
+            raise RayNodeExitedError(msg, tail, why)
         if not cluster.gcs_address and address_file.is_file():
             cluster.gcs_address = address_file.read_text().strip()
         if cluster.gcs_address and _gcs_answers(cluster):

@@ -1,0 +1,98 @@
+"""``python -I raystart.py --tag=T -- start ARGS...``: ``ray start``, then a tiny keeper.
+
+Run by path with ``-I`` (it imports only the stdlib, Ray and psutil), so it works whatever
+``sys.path`` the caller had.
+
+Why not ``ray start --block``:
+- **Names.** All nodes of a local cluster share one Ray temp dir (so the head's log monitor
+  streams every node's task output to drivers). ``ray start`` names each node's Unix sockets and
+  log files with the first free counter (``sockets/plasma_store.2``, ``raylet.2.out``), checked
+  with ``os.path.exists`` long before the raylet binds the socket. Workers booting together pick
+  the same name, and every raylet but one dies with ``bind: Address already in use`` (the
+  plasma store's socket), then ``ray start`` times out after 30 s. Here the names carry the
+  node's tag instead (``plasma_store.w3``, ``raylet.w3.out``): unique by construction, and they
+  tell which log belongs to which node.
+- **Memory.** ``ray start --block`` keeps a Python process with all of Ray imported (about
+  130 MB RSS) alive for the node's lifetime only to watch its children. Here the same process
+  runs ``ray start`` without ``--block`` and then ``exec``s a stdlib-only keeper (about 8 MB)
+  under the same pid, so its process group, log file and pid stay what the caller spawned.
+
+The keeper (:mod:`rayscale.local.nodekeeper`) watches the processes ``ray start`` left
+running (the raylet; on a head also GCS, the API server, the client server, the log monitor).
+It does not drain the node on SIGTERM as ``ray start --block`` does: the autoscaler drains
+through GCS before it stops a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _unique_names(tag: str) -> None:
+    """Make every socket and "unique" log file name of this node carry ``tag``."""
+    from ray._private.node import Node
+
+    original = Node._make_inc_temp
+
+    def tagged(self: Any, suffix: str = "", prefix: str = "", directory_name: Any = None) -> Any:
+        return original(self, suffix, f"{prefix}.{tag}" if prefix else tag, directory_name)
+
+    Node._make_inc_temp = tagged
+
+
+def _kind(cmdline: Sequence[str]) -> str:
+    text = " ".join(cmdline)
+    for hint, kind in (("gcs_server", "gcs_server"), ("raylet/raylet", "raylet")):
+        if hint in text:
+            return kind
+    return os.path.basename(cmdline[0]) if cmdline else "process"
+
+
+def _run_ray_start(args: Sequence[str]) -> int:
+    from ray.scripts.scripts import main as ray_main
+
+    sys.argv = ["ray", *args]
+    try:
+        ray_main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) < 3 or not argv[0].startswith("--tag=") or argv[1] != "--":
+        print("usage: python -I raystart.py --tag=TAG -- start ARGS...", file=sys.stderr)
+        return 2
+    if "--block" in argv[2:]:
+        print("error: do not pass --block; the keeper blocks", file=sys.stderr)
+        return 2
+    _unique_names(argv[0].removeprefix("--tag="))
+    code = _run_ray_start(argv[2:])
+    if code != 0:
+        return code
+    import psutil
+
+    children = []
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                children.append(f"{child.pid}={_kind(child.cmdline())}")
+        except psutil.Error:
+            continue
+    sys.stdout.flush()
+    sys.stderr.flush()
+    keeper = str(Path(__file__).with_name("nodekeeper.py"))
+    os.execv(sys.executable, [sys.executable, "-S", "-I", "-u", keeper, *children])
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
