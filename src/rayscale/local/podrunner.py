@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ from typing import Any, Literal
 
 from rayscale.builders.reconcile import ObservedPod
 from rayscale.local import kubelet
-from rayscale.local.raynodes import LocalRayCluster, RayNode
+from rayscale.local.raynodes import LocalRayCluster, RayNode, boot_failure_line
 from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 
@@ -36,7 +35,6 @@ Phase = Literal["Pending", "Running", "Failed"]
 DEFAULT_MAX_BOOTING = 4
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
-_ERROR_LINE = re.compile(r"error|exception|failed|refused|timed out|in use", re.IGNORECASE)
 
 
 @dataclass
@@ -56,15 +54,6 @@ class LocalPod:
 
     def observed(self) -> ObservedPod:
         return ObservedPod(self.name, self.group, self.phase, self.replica)
-
-
-def failure_line(node: RayNode) -> str:
-    """The first line of a failed node's log that looks like an error (else its last line)."""
-    tail = node.process.log_tail(8000).splitlines()
-    for line in tail:
-        if _ERROR_LINE.search(line):
-            return line.strip()[:300]
-    return tail[-1].strip()[:300] if tail else ""
 
 
 class ProcessKubelet:
@@ -140,7 +129,7 @@ class ProcessKubelet:
             return
         pod.phase = "Failed"
         pod.exit_code = pod.node.process.returncode
-        pod.failure = failure_line(pod.node)
+        pod.failure = boot_failure_line(pod.node) or f"exit code {pod.exit_code}"
         if not pod.joined:
             self._failed_boot(pod)
             return
