@@ -149,43 +149,14 @@ def _run_live(sup) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _up_detached(file: Path, name: str, period: float) -> None:
-    import subprocess
-    import time
+    from rayscale.local import control
 
-    from rayscale.local import registry
-
-    log_path = registry.cluster_dir(name) / "supervisor.out"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rayscale.local.supervisor",
-                str(file.resolve()),
-                "--period",
-                str(period),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        record = registry.read(name)
-        if record is not None and record.pid == proc.pid and record.status == "ready":
-            err.print(_connect_text(name, record.client_env()))
-            err.print(f"Supervisor pid {proc.pid}; stop with `rayscale down {name}`.")
-            return
-        if proc.poll() is not None:
-            fail(
-                f"the supervisor exited with code {proc.returncode}:\n"
-                + log_path.read_text()[-3000:],
-                code=1,
-            )
-        time.sleep(0.3)
-    fail(f"the head did not become ready within 300 s; see {log_path}", code=1)
+    try:
+        record = control.up_detached(file, period, name=name)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    err.print(_connect_text(name, record.client_env()))
+    err.print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
 
 
 def _pick(name: str | None) -> str:
@@ -246,23 +217,13 @@ def down_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop")] = 90.0,
 ) -> None:
     """Stop every process of a local cluster (even if its supervisor was killed)."""
-    import os
-    import signal
-    import time
-
-    from rayscale.local import registry
+    from rayscale.local import control
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
-    if registry.supervisor_alive(record):
-        os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while registry.supervisor_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.3)
-    left = registry.clean_up(record)
-    if left:
-        fail(f"could not stop: {', '.join(p.describe() for p in left)}", code=1)
+    try:
+        control.down(name, timeout)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
     err.print(f"{name}: stopped")
 
 
