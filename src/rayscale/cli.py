@@ -277,6 +277,75 @@ def demo_cmd(
     raise typer.Exit(demo.run(idle_timeout, period, out=lambda s: print(s, flush=True)))
 
 
+@app.command("apiserver")
+def apiserver_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 31888,
+    local: Annotated[
+        bool, typer.Option("--local/--kubernetes", help="Backend: the local runtime (default)")
+    ] = True,
+    records_only: Annotated[
+        bool, typer.Option("--records-only", help="Store clusters and jobs, start no Ray")
+    ] = False,
+    auth_token_file: Annotated[
+        Path | None, typer.Option(help="Require `Authorization: Bearer <token in this file>`")
+    ] = None,
+    period: Annotated[
+        float, typer.Option("--period", min=0.1, help="Autoscaler period of started clusters")
+    ] = 1.0,
+) -> None:
+    """Serve KubeRay's v1 REST API (compute templates, clusters, jobs) on this machine."""
+    from rayscale.apiserver import server
+
+    if not local:
+        fail("the Kubernetes backend is not available yet; run with --local (the default)")
+    try:
+        token = server.read_token(auth_token_file) if auth_token_file else None
+    except server.ServerConfigError as exc:
+        fail(str(exc))
+    server.serve(server.local_backend(records_only, period), host, port, token)
+
+
+@app.command("apply")
+def apply_cmd(
+    file: Annotated[Path, typer.Option("--filename", "-f", help="YAML: ConfigMaps, RayClusters")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """Like `kubectl apply -f`: store the file's ConfigMaps for the API server; start its
+    RayClusters locally."""
+    from rayscale.apiserver.backends.local import LocalBackend, apply_file
+    from rayscale.local import control
+    from rayscale.spec import SpecError
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    backend = LocalBackend()
+    try:
+        for line in apply_file(backend, file, namespace, period):
+            sys.stdout.write(line + "\n")
+    except SpecError as exc:
+        fail(exc.format())
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    finally:
+        backend.store.close()
+
+
+@bench_app.command("apiserver")
+def bench_apiserver(
+    clusters: Annotated[int, typer.Option(min=1, help="Cluster records to create")] = 200,
+    requests: Annotated[int, typer.Option(min=10, help="Requests per measured operation")] = 2000,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+) -> None:
+    """Latency of GET cluster / list clusters and template create/delete rate (records only)."""
+    from rayscale.bench.apiserver import main as run
+
+    raise typer.Exit(run(clusters, requests, json_output))
+
+
 @bench_app.command("e2e")
 def bench_e2e(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,

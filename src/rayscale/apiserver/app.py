@@ -17,8 +17,13 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rayscale.apiserver import errors
@@ -108,14 +113,18 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     requests = Counter(
-        "rayscale_apiserver_requests", "HTTP requests", ["method", "route", "status"],
+        "rayscale_apiserver_requests",
+        "HTTP requests",
+        ["method", "route", "status"],
         registry=registry,
-    )  # fmt: skip
+    )
     latency = Histogram(
-        "rayscale_apiserver_request_seconds", "HTTP request latency", ["method", "route"],
+        "rayscale_apiserver_request_seconds",
+        "HTTP request latency",
+        ["method", "route"],
         registry=registry,
         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-    )  # fmt: skip
+    )
     token = auth_token.encode() if auth_token else None
 
     @app.middleware("http")
@@ -163,94 +172,163 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    out = {"response_model_exclude_none": True, "responses": ERRORS}
-
     # -- compute templates --
-    @app.post(f"{PREFIX}/namespaces/{{namespace}}/compute_templates", tags=["compute templates"],
-              response_model=ComputeTemplate, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.post(
+        f"{PREFIX}/namespaces/{{namespace}}/compute_templates",
+        tags=["compute templates"],
+        response_model=ComputeTemplate,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def create_template(namespace: NS, body: Annotated[ComputeTemplate, Body()]) -> ComputeTemplate:
         return backend.create_template(namespace, body)
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/compute_templates", tags=["compute templates"],
-             response_model=ComputeTemplateList, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/compute_templates",
+        tags=["compute templates"],
+        response_model=ComputeTemplateList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_templates(namespace: NS) -> ComputeTemplateList:
         return ComputeTemplateList(compute_templates=backend.list_templates(namespace))
 
-    @app.get(f"{PREFIX}/compute_templates", tags=["compute templates"],
-             response_model=ComputeTemplateList, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/compute_templates",
+        tags=["compute templates"],
+        response_model=ComputeTemplateList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_all_templates() -> ComputeTemplateList:
         return ComputeTemplateList(compute_templates=backend.list_templates(None))
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
-             tags=["compute templates"], response_model=ComputeTemplate, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
+        tags=["compute templates"],
+        response_model=ComputeTemplate,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def get_template(namespace: NS, name: NAME) -> ComputeTemplate:
         return backend.get_template(namespace, name)
 
-    @app.delete(f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
-                tags=["compute templates"], responses=ERRORS)  # fmt: skip
+    @app.delete(
+        f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
+        tags=["compute templates"],
+        responses=ERRORS,
+    )
     def delete_template(namespace: NS, name: NAME) -> dict[str, Any]:
         backend.delete_template(namespace, name)
         return {}
 
     # -- clusters --
-    @app.post(f"{PREFIX}/namespaces/{{namespace}}/clusters", tags=["clusters"],
-              response_model=Cluster, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.post(
+        f"{PREFIX}/namespaces/{{namespace}}/clusters",
+        tags=["clusters"],
+        response_model=Cluster,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def create_cluster(namespace: NS, body: Annotated[Cluster, Body()]) -> Cluster:
         return backend.create_cluster(namespace, body)
 
     def _page(namespace: str | None, limit: int | None, cont: str | None) -> ClusterList:
         clusters, token = backend.list_clusters(namespace, limit, cont)
-        return ClusterList(clusters=clusters, continue_=token)
+        return ClusterList.model_construct(clusters=clusters, continue_=token)
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/clusters", tags=["clusters"],
-             response_model=ClusterList, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/clusters",
+        tags=["clusters"],
+        response_model=ClusterList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_clusters(namespace: NS, limit: Limit = None, cont: Continue = None) -> ClusterList:
         return _page(namespace, limit, cont)
 
-    @app.get(f"{PREFIX}/clusters", tags=["clusters"], response_model=ClusterList, **out)  # type: ignore[arg-type]
+    @app.get(
+        f"{PREFIX}/clusters",
+        tags=["clusters"],
+        response_model=ClusterList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_all_clusters(limit: Limit = None, cont: Continue = None) -> ClusterList:
         return _page(None, limit, cont)
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/clusters/{{name}}", tags=["clusters"],
-             response_model=Cluster, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/clusters/{{name}}",
+        tags=["clusters"],
+        response_model=Cluster,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def get_cluster(namespace: NS, name: NAME) -> Cluster:
         return backend.get_cluster(namespace, name)
 
-    @app.delete(f"{PREFIX}/namespaces/{{namespace}}/clusters/{{name}}", tags=["clusters"],
-                responses=ERRORS)  # fmt: skip
+    @app.delete(
+        f"{PREFIX}/namespaces/{{namespace}}/clusters/{{name}}", tags=["clusters"], responses=ERRORS
+    )
     def delete_cluster(namespace: NS, name: NAME) -> dict[str, Any]:
         backend.delete_cluster(namespace, name)
         return {}
 
     # -- jobs --
-    @app.post(f"{PREFIX}/namespaces/{{namespace}}/jobs", tags=["jobs"], response_model=Job, **out)  # type: ignore[arg-type]
+    @app.post(
+        f"{PREFIX}/namespaces/{{namespace}}/jobs",
+        tags=["jobs"],
+        response_model=Job,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def create_job(namespace: NS, body: Annotated[Job, Body()]) -> Job:
         return backend.create_job(namespace, body)
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/jobs", tags=["jobs"], response_model=JobList,
-             **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/jobs",
+        tags=["jobs"],
+        response_model=JobList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_jobs(namespace: NS) -> JobList:
-        return JobList(jobs=backend.list_jobs(namespace))
+        return JobList.model_construct(jobs=backend.list_jobs(namespace), continue_="")
 
-    @app.get(f"{PREFIX}/jobs", tags=["jobs"], response_model=JobList, **out)  # type: ignore[arg-type]
+    @app.get(
+        f"{PREFIX}/jobs",
+        tags=["jobs"],
+        response_model=JobList,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def list_all_jobs() -> JobList:
-        return JobList(jobs=backend.list_jobs(None))
+        return JobList.model_construct(jobs=backend.list_jobs(None), continue_="")
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}", tags=["jobs"],
-             response_model=Job, **out)  # type: ignore[arg-type]  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}",
+        tags=["jobs"],
+        response_model=Job,
+        response_model_exclude_none=True,
+        responses=ERRORS,
+    )
     def get_job(namespace: NS, name: NAME) -> Job:
         return backend.get_job(namespace, name)
 
-    @app.get(f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}/logs", tags=["jobs"],
-             response_class=PlainTextResponse, responses=ERRORS)  # fmt: skip
+    @app.get(
+        f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}/logs",
+        tags=["jobs"],
+        response_class=PlainTextResponse,
+        responses=ERRORS,
+    )
     def job_logs(
-        namespace: NS, name: NAME,
+        namespace: NS,
+        name: NAME,
         max_bytes: Annotated[int, Query(alias="maxBytes", ge=1, le=64 << 20)] = 1 << 20,
-    ) -> PlainTextResponse:  # fmt: skip
+    ) -> PlainTextResponse:
         return PlainTextResponse(backend.job_logs(namespace, name, max_bytes))
 
-    @app.delete(f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}", tags=["jobs"],
-                responses=ERRORS)  # fmt: skip
+    @app.delete(f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}", tags=["jobs"], responses=ERRORS)
     def delete_job(namespace: NS, name: NAME) -> dict[str, Any]:
         backend.delete_job(namespace, name)
         return {}

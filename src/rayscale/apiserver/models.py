@@ -266,10 +266,16 @@ OUTPUT_ONLY_CLUSTER = frozenset(
 )
 OUTPUT_ONLY_JOB = frozenset(
     {
-        "created_at", "delete_at", "job_status", "job_deployment_status", "message",
-        "start_time", "end_time", "ray_cluster_name",
+        "created_at",
+        "delete_at",
+        "job_status",
+        "job_deployment_status",
+        "message",
+        "start_time",
+        "end_time",
+        "ray_cluster_name",
     }
-)  # fmt: skip
+)
 
 
 class ErrorBody(ApiModel):

@@ -130,7 +130,7 @@ class Store:
         )
         return Row(rows[0][0], rows[0][1], json.loads(rows[0][2]), rows[0][3]) if rows else None
 
-    def list(self, table: str, namespace: str | None = None) -> list[Row]:
+    def list_rows(self, table: str, namespace: str | None = None) -> list[Row]:
         column = "data" if table == "configmaps" else "body"
         sql = f"SELECT namespace, name, {column}, created_at FROM {table}"
         args: tuple[Any, ...] = ()
@@ -211,9 +211,14 @@ class Store:
         return JobRow(r[0], r[1], json.loads(r[2]), *r[3:])
 
     def insert_job(
-        self, namespace: str, name: str, body: dict[str, Any], cluster: str, log_path: str,
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        cluster: str,
+        log_path: str,
         exit_path: str,
-    ) -> JobRow:  # fmt: skip
+    ) -> JobRow:
         now = time.time()
         try:
             with self._tx() as db:
@@ -224,8 +229,21 @@ class Store:
                 )
         except sqlite3.IntegrityError as exc:
             raise DuplicateError(str(exc)) from exc
-        return JobRow(namespace, name, body, now, cluster, "PENDING", "", None, None,
-                      log_path, exit_path, None, None)  # fmt: skip
+        return JobRow(
+            namespace,
+            name,
+            body,
+            now,
+            cluster,
+            "PENDING",
+            "",
+            None,
+            None,
+            log_path,
+            exit_path,
+            None,
+            None,
+        )
 
     def get_job(self, namespace: str, name: str) -> JobRow | None:
         rows = self._query(

@@ -90,3 +90,15 @@ def cluster(name: str = "test-cluster", idle_timeout: int | None = None) -> dict
     if idle_timeout is not None:
         body["clusterSpec"]["autoscalerOptions"]["idleTimeoutSeconds"] = idle_timeout
     return body
+
+
+def config_map_yaml() -> str:
+    """The walkthrough's ConfigMap ``ray-example`` alone (what its ``kubectl apply`` adds),
+    taken from the shipped sample."""
+    import yaml
+
+    from rayscale.spec import sample_path
+
+    docs = yaml.safe_load_all(sample_path("autoscaler").read_text())
+    config_map = next(d for d in docs if d and d.get("kind") == "ConfigMap")
+    return yaml.safe_dump(config_map, sort_keys=False)

@@ -7,6 +7,7 @@ so each caller words them for its own audience.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,7 +87,11 @@ def wait_ready(
 
 
 def up_detached(
-    spec_path: Path, period: float = 1.0, *, name: str | None = None, timeout: float = READY_TIMEOUT_S
+    spec_path: Path,
+    period: float = 1.0,
+    *,
+    name: str | None = None,
+    timeout: float = READY_TIMEOUT_S,
 ) -> registry.ClusterRecord:
     """Start the cluster of ``spec_path`` detached and return its record once the head is ready."""
     if name is None:
@@ -103,10 +108,8 @@ def down(name: str, timeout: float = 90.0) -> None:
     if record is None:
         raise NotFoundError(f"no local cluster named {name!r}")
     if registry.supervisor_alive(record):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while registry.supervisor_alive(record) and time.monotonic() < deadline:
             time.sleep(0.3)

@@ -114,8 +114,9 @@ def _pid_alive(pid: int | None, started: float | None) -> bool:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, home: Path | None = None, *, records_only: bool = False,
-                 period: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self, home: Path | None = None, *, records_only: bool = False, period: float = 1.0
+    ) -> None:
         self.home = home or registry.home()
         self.root = self.home / "apiserver"
         self.store = Store(self.root / "apiserver.db")
@@ -180,7 +181,10 @@ class LocalBackend:
         return ComputeTemplate.model_validate(row.body)
 
     def list_templates(self, namespace: str | None) -> list[ComputeTemplate]:
-        return [ComputeTemplate.model_validate(r.body) for r in self.store.list("templates", namespace)]
+        return [
+            ComputeTemplate.model_validate(r.body)
+            for r in self.store.list_rows("templates", namespace)
+        ]
 
     def delete_template(self, namespace: str, name: str) -> None:
         if not self.store.delete("templates", namespace, name):
@@ -191,7 +195,9 @@ class LocalBackend:
         self.store.upsert_config_map(namespace, name, data)
 
     # -- clusters --
-    def build(self, namespace: str, cluster: Cluster) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def build(
+        self, namespace: str, cluster: Cluster
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The RayCluster CR and the ConfigMaps it mounts; 404 naming a missing one's field."""
         templates: dict[str, ComputeTemplate] = {}
         for field, name in mapping.template_names(cluster):
@@ -200,7 +206,7 @@ class LocalBackend:
                 if row is None:
                     raise not_found("compute template", name, namespace, field)
                 templates[name] = ComputeTemplate.model_validate(row.body)
-        config_maps = []
+        config_maps: list[dict[str, Any]] = []
         for field, name in mapping.config_map_sources(cluster):
             row = self.store.get("configmaps", namespace, name)
             if row is None:
@@ -209,7 +215,9 @@ class LocalBackend:
                 raise err
             if all(cm["metadata"]["name"] != name for cm in config_maps):
                 config_maps.append(mapping.config_map_manifest(name, namespace, row.body))
-        cr = mapping.ray_cluster(cluster, namespace, templates, name=local_name(namespace, cluster.name))
+        cr = mapping.ray_cluster(
+            cluster, namespace, templates, name=local_name(namespace, cluster.name)
+        )
         from rayscale.spec import SpecError, parse_cluster
 
         try:
@@ -253,8 +261,9 @@ class LocalBackend:
             self._children.append(proc)
         return self._cluster_view(row)
 
-    def _insert_cluster(self, namespace: str, name: str, body: dict[str, Any], local: str,
-                        phase: str) -> ClusterRow:  # fmt: skip
+    def _insert_cluster(
+        self, namespace: str, name: str, body: dict[str, Any], local: str, phase: str
+    ) -> ClusterRow:
         try:
             return self.store.insert_cluster(namespace, name, body, local, phase)
         except DuplicateError:
@@ -272,8 +281,9 @@ class LocalBackend:
     def get_cluster(self, namespace: str, name: str) -> Cluster:
         return self._cluster_view(self._row(namespace, name))
 
-    def list_clusters(self, namespace: str | None, limit: int | None,
-                      continue_token: str | None) -> tuple[list[Cluster], str]:  # fmt: skip
+    def list_clusters(
+        self, namespace: str | None, limit: int | None, continue_token: str | None
+    ) -> tuple[list[Cluster], str]:
         after = decode_token(continue_token) if continue_token else None
         rows = self.store.list_clusters(namespace, after, limit + 1 if limit else None)
         token = ""
@@ -340,24 +350,33 @@ class LocalBackend:
         if status and status.get("groups"):
             return [
                 GroupStatus(
-                    name=str(g["name"]), min=int(g["min"]), max=int(g["max"]),
-                    desired=int(g["desired"]), running=int(g["running"]),
+                    name=str(g["name"]),
+                    min=int(g["min"]),
+                    max=int(g["max"]),
+                    desired=int(g["desired"]),
+                    running=int(g["running"]),
                     pending=int(g["pending"]),
-                )  # fmt: skip
+                )
                 for g in status["groups"]
             ]
         return [
             GroupStatus(
-                name=g.group_name, min=g.min_replicas, max=g.max_replicas,
+                name=g.group_name,
+                min=g.min_replicas,
+                max=g.max_replicas,
                 desired=min(max(g.replicas, g.min_replicas), g.max_replicas),
-                running=0, pending=0,
-            )  # fmt: skip
+                running=0,
+                pending=0,
+            )
             for g in cluster.cluster_spec.worker_group_spec
         ]
 
     def _events(self, row: ClusterRow) -> list[ClusterEvent]:
-        return read_events(registry.cluster_dir(row.local_name) / "events.jsonl",
-                           row.local_name, since=row.created_at)  # fmt: skip
+        return read_events(
+            registry.cluster_dir(row.local_name) / "events.jsonl",
+            row.local_name,
+            since=row.created_at,
+        )
 
     # -- jobs --
     def create_job(self, namespace: str, job: Job) -> Job:
@@ -370,20 +389,29 @@ class LocalBackend:
             )
         if CLUSTER_LABEL not in job.cluster_selector:
             raise invalid_field(
-                "clusterSelector", f"needs {CLUSTER_LABEL!r}: the cluster to run the job on",
+                "clusterSelector",
+                f"needs {CLUSTER_LABEL!r}: the cluster to run the job on",
                 'set clusterSelector: {"ray.io/cluster": "<cluster name>"}',
-            )  # fmt: skip
+            )
         other = sorted(set(job.cluster_selector) - {CLUSTER_LABEL})
         if other:
-            raise invalid_field(f"clusterSelector.{other[0]}", "unsupported selector key",
-                                f"select the cluster by {CLUSTER_LABEL} only")  # fmt: skip
-        for field, value in (("entrypointNumCpus", job.entrypoint_num_cpus),
-                             ("entrypointNumGpus", job.entrypoint_num_gpus),
-                             ("entrypointResources", job.entrypoint_resources)):  # fmt: skip
+            raise invalid_field(
+                f"clusterSelector.{other[0]}",
+                "unsupported selector key",
+                f"select the cluster by {CLUSTER_LABEL} only",
+            )
+        for field, value in (
+            ("entrypointNumCpus", job.entrypoint_num_cpus),
+            ("entrypointNumGpus", job.entrypoint_num_gpus),
+            ("entrypointResources", job.entrypoint_resources),
+        ):
             if value:
-                raise invalid_field(field, "not supported by the local backend (the entrypoint "
-                                    "runs as a driver process, outside Ray's scheduling)",
-                                    "leave it out")  # fmt: skip
+                raise invalid_field(
+                    field,
+                    "not supported by the local backend (the entrypoint "
+                    "runs as a driver process, outside Ray's scheduling)",
+                    "leave it out",
+                )
         runtime_env_vars(job.runtime_env)
         try:
             shlex.split(job.entrypoint)
@@ -398,8 +426,9 @@ class LocalBackend:
         body = job.model_dump(by_alias=True, exclude=set(OUTPUT_ONLY_JOB) | {"cluster_spec"})
         body["namespace"] = namespace
         try:
-            row = self.store.insert_job(namespace, job.name, body, cluster, str(log_path),
-                                        str(exit_path))  # fmt: skip
+            row = self.store.insert_job(
+                namespace, job.name, body, cluster, str(log_path), str(exit_path)
+            )
         except DuplicateError:
             raise errors.ConflictError(
                 f"job {job.name!r} already exists in namespace {namespace!r}",
@@ -479,8 +508,11 @@ class LocalBackend:
             return
         if state != "ready" or record is None:
             wait = "records-only mode: nothing runs" if state == "records-only" else ""
-            self.store.update_job(row.namespace, row.name,
-                                  message=wait or f"waiting for cluster {row.cluster!r} ({state})")  # fmt: skip
+            self.store.update_job(
+                row.namespace,
+                row.name,
+                message=wait or f"waiting for cluster {row.cluster!r} ({state})",
+            )
             return
         try:
             proc = self._spawn_driver(row, record)
@@ -489,23 +521,37 @@ class LocalBackend:
             return
         self._drivers[(row.namespace, row.name)] = proc
         started = psutil.Process(proc.pid).create_time() if proc.is_running() else None
-        self.store.update_job(row.namespace, row.name, status=JobStatus.RUNNING.value,
-                              message=f"driver pid {proc.pid}", pid=proc.pid,
-                              pid_started=started, start_time=time.time())  # fmt: skip
+        self.store.update_job(
+            row.namespace,
+            row.name,
+            status=JobStatus.RUNNING.value,
+            message=f"driver pid {proc.pid}",
+            pid=proc.pid,
+            pid_started=started,
+            start_time=time.time(),
+        )
 
-    def _spawn_driver(self, row: JobRow, record: registry.ClusterRecord) -> processes.ManagedProcess:
+    def _spawn_driver(
+        self, row: JobRow, record: registry.ClusterRecord
+    ) -> processes.ManagedProcess:
         from rayscale.local.kubelet import rewrite_paths
 
         job = Job.model_validate(row.body)
-        argv = rewrite_paths(shlex.split(job.entrypoint), {k: Path(v) for k, v in record.mounts.items()})
+        argv = rewrite_paths(
+            shlex.split(job.entrypoint), {k: Path(v) for k, v in record.mounts.items()}
+        )
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
-        env = {**record.client_environ(), **runtime_env_vars(job.runtime_env),
-               "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env = {
+            **record.client_environ(),
+            **runtime_env_vars(job.runtime_env),
+            "PYTHONUNBUFFERED": "1",
+        }
         runner = [sys.executable, "-m", "rayscale.apiserver.jobrunner", row.exit_path, *argv]
         log_path = Path(row.log_path)
-        return processes.spawn(runner, log_path=log_path, name=f"job-{row.name}", env=env,
-                               cwd=log_path.parent)  # fmt: skip
+        return processes.spawn(
+            runner, log_path=log_path, name=f"job-{row.name}", env=env, cwd=log_path.parent
+        )
 
     def _check_exit(self, row: JobRow) -> None:
         driver = self._drivers.get((row.namespace, row.name))
@@ -521,16 +567,19 @@ class LocalBackend:
                 self._finish(row, JobStatus.SUCCEEDED, "the entrypoint exited with code 0")
             else:
                 tail = processes.read_tail(Path(row.log_path), 600).strip()
-                self._finish(row, JobStatus.FAILED,
-                             f"the entrypoint exited with code {code}: {tail}")  # fmt: skip
+                self._finish(
+                    row, JobStatus.FAILED, f"the entrypoint exited with code {code}: {tail}"
+                )
         elif not _pid_alive(row.pid, row.pid_started):
-            self._finish(row, JobStatus.FAILED,
-                         "the driver ended without recording an exit code (killed?)")  # fmt: skip
+            self._finish(
+                row, JobStatus.FAILED, "the driver ended without recording an exit code (killed?)"
+            )
 
     def _finish(self, row: JobRow, status: JobStatus, message: str) -> None:
         self._drivers.pop((row.namespace, row.name), None)
-        self.store.update_job(row.namespace, row.name, status=status.value, message=message,
-                              end_time=time.time())  # fmt: skip
+        self.store.update_job(
+            row.namespace, row.name, status=status.value, message=message, end_time=time.time()
+        )
 
     def _stop_job(self, row: JobRow, why: str) -> None:
         """Stop a job's driver by its own process group (SIGTERM, then SIGKILL)."""
@@ -540,8 +589,13 @@ class LocalBackend:
                 driver.stop(timeout=10, term_group=True)
             elif _pid_alive(row.pid, row.pid_started) and row.pid is not None:
                 stop_group(row.pid)
-            self.store.update_job(row.namespace, row.name, status=JobStatus.STOPPED.value,
-                                  message=f"stopped: {why}", end_time=time.time())  # fmt: skip
+            self.store.update_job(
+                row.namespace,
+                row.name,
+                status=JobStatus.STOPPED.value,
+                message=f"stopped: {why}",
+                end_time=time.time(),
+            )
 
 
 def stop_group(pgid: int, timeout: float = 10.0) -> None:
@@ -570,9 +624,11 @@ def runtime_env_vars(runtime_env: str) -> dict[str, str]:
         raise invalid_field("runtimeEnv", "must be a YAML mapping such as 'env_vars: {A: b}'")
     other = sorted(str(k) for k in data if k != "env_vars")
     if other:
-        raise invalid_field(f"runtimeEnv.{other[0]}", "not supported by the local backend",
-                            "the driver runs in the API server's Python environment; use "
-                            "env_vars only")  # fmt: skip
+        raise invalid_field(
+            f"runtimeEnv.{other[0]}",
+            "not supported by the local backend",
+            "the driver runs in the API server's Python environment; use env_vars only",
+        )
     env = data.get("env_vars") or {}
     if not isinstance(env, dict):
         raise invalid_field("runtimeEnv.env_vars", "must be a mapping of names to values")
@@ -597,22 +653,33 @@ def read_events(path: Path, cluster: str, since: float = 0.0) -> list[ClusterEve
             group, count = str(e.get("group", "")), int(e.get("count", 0))
             text = str(reason.get("text", ""))
             stamp = rfc3339(at) or ""
-            out.append(ClusterEvent(
-                id=f"{cluster}-{i}", name=f"{cluster}.{kind}", created_at=stamp,
-                first_timestamp=stamp, last_timestamp=stamp,
-                reason=str(reason.get("code", kind)),
-                message=f"{kind} {count} in {group}: {text}" if text else f"{kind} {count} in {group}",
-                type="Warning" if kind in WARNING_EVENTS else "Normal", count=count,
-                group=group, action=kind, nodes=[str(n) for n in e.get("nodes") or []],
-                params=dict(reason.get("params") or {}),
-            ))  # fmt: skip
+            out.append(
+                ClusterEvent(
+                    id=f"{cluster}-{i}",
+                    name=f"{cluster}.{kind}",
+                    created_at=stamp,
+                    first_timestamp=stamp,
+                    last_timestamp=stamp,
+                    reason=str(reason.get("code", kind)),
+                    message=f"{kind} {count} in {group}: {text}"
+                    if text
+                    else f"{kind} {count} in {group}",
+                    type="Warning" if kind in WARNING_EVENTS else "Normal",
+                    count=count,
+                    group=group,
+                    action=kind,
+                    nodes=[str(n) for n in e.get("nodes") or []],
+                    params=dict(reason.get("params") or {}),
+                )
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a torn last line while the supervisor writes: skip it
     return out[-MAX_EVENTS:]
 
 
-def apply_file(backend: LocalBackend, path: Path, namespace: str = "default",
-               period: float = 1.0) -> list[str]:  # fmt: skip
+def apply_file(
+    backend: LocalBackend, path: Path, namespace: str = "default", period: float = 1.0
+) -> list[str]:
     """``rayscale apply -f``: store the file's ConfigMaps; start its RayClusters (if any).
 
     Returns one line per object, kubectl style (``configmap/ray-example stored``).
