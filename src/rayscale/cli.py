@@ -339,8 +339,15 @@ def bench_apiserver(
     clusters: Annotated[int, typer.Option(min=1, help="Cluster records to create")] = 200,
     requests: Annotated[int, typer.Option(min=10, help="Requests per measured operation")] = 2000,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Instead: driver process vs Ray job submission")
+    ] = False,
 ) -> None:
     """Latency of GET cluster / list clusters and template create/delete rate (records only)."""
+    if jobs:
+        from rayscale.bench.job_paths import main as run_jobs
+
+        raise typer.Exit(run_jobs(3, json_output))
     from rayscale.bench.apiserver import main as run
 
     raise typer.Exit(run(clusters, requests, json_output))
