@@ -111,6 +111,13 @@ def test_autoscaling_walkthrough_through_http(api_server: ApiServer) -> None:
     assert not processes.find_leftovers(markers=["sleeper.exit"]), "the driver must be stopped"
     assert api.call("GET", f"{NS}/jobs/sleeper").status == 404
 
+    # activeDeadlineSeconds: a driver running past it is stopped and the job FAILED.
+    late = {**sleeper, "name": "late", "activeDeadlineSeconds": 2}
+    api.ok("POST", f"{NS}/jobs", late)
+    late_job = api.wait(f"{NS}/jobs/late", job_done, "the deadline to stop late", 60)
+    assert late_job["jobStatus"] == "FAILED" and "activeDeadlineSeconds" in late_job["message"]
+    assert not processes.find_leftovers(markers=["late.exit"]), "the driver must be stopped"
+
     # Deleting the cluster stops it; it is gone from the API and from the runtime.
     assert api.ok("DELETE", f"{NS}/clusters/test-cluster") == {}
     assert api.call("GET", f"{NS}/clusters/test-cluster").status == 404

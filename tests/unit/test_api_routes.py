@@ -222,3 +222,22 @@ def test_openapi_document_is_served(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     assert "/apis/v1/namespaces/{namespace}/clusters" in doc["paths"]
     assert "ComputeTemplate" in doc["components"]["schemas"]
+
+
+def test_apply_stores_configmaps_and_refuses_bad_files(tmp_path: Path) -> None:
+    b = LocalBackend(tmp_path, records_only=True)
+    good = tmp_path / "cm.yaml"
+    good.write_text(walkthrough.config_map_yaml())
+    assert apply_file(b, good, "team-a") == ["configmap/ray-example stored (namespace team-a)"]
+    row = b.store.get("configmaps", "team-a", "ray-example")
+    assert row is not None and "detached_actor.py" in row.body
+    for text, problem in (
+        ("kind: [", "not valid YAML"),
+        ("kind: ConfigMap\ndata: {a: b}\n", "no metadata.name"),
+        ("- 1\n- 2\n", "must be a mapping"),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=problem):
+            apply_file(b, bad)
+    b.close()

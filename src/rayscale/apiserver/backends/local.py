@@ -574,6 +574,15 @@ class LocalBackend:
             self._finish(
                 row, JobStatus.FAILED, "the driver ended without recording an exit code (killed?)"
             )
+        elif self._past_deadline(row):
+            deadline = Job.model_validate(row.body).active_deadline_seconds
+            self._stop_job(row, f"activeDeadlineSeconds ({deadline} s) exceeded")
+            self.store.update_job(row.namespace, row.name, status=JobStatus.FAILED.value)
+
+    @staticmethod
+    def _past_deadline(row: JobRow) -> bool:
+        deadline = Job.model_validate(row.body).active_deadline_seconds
+        return bool(deadline and row.start_time and time.time() - row.start_time > deadline)
 
     def _finish(self, row: JobRow, status: JobStatus, message: str) -> None:
         self._drivers.pop((row.namespace, row.name), None)
@@ -687,7 +696,10 @@ def apply_file(
     from rayscale.spec import load_text
 
     text = path.read_text(encoding="utf-8")
-    docs = [d for d in yaml.safe_load_all(text) if d]
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
     out = []
     for doc in docs:
         if not isinstance(doc, dict):
