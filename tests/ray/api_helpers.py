@@ -143,6 +143,13 @@ def api_server_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     server.start()
     yield server
     problems = []
+    if server.proc is not None and server.proc.is_running():  # stop jobs a failed test left
+        try:
+            for job in server.call("GET", "/apis/v1/jobs").body["jobs"]:
+                if job["jobStatus"] in ("PENDING", "RUNNING"):
+                    server.call("DELETE", f"{NS}/jobs/{job['name']}")
+        except (OSError, KeyError, TypeError) as exc:
+            problems.append(f"could not stop the jobs through the API: {exc}")
     server.stop()
     for name in registry.names():
         try:
