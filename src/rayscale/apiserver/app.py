@@ -24,6 +24,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rayscale.apiserver import errors
@@ -40,6 +41,7 @@ from rayscale.apiserver.models import (
 )
 
 PREFIX = "/apis/v1"
+JSON = "application/json"
 OPEN_PATHS = frozenset({"/healthz"})
 NS = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL)]
 NAME = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -86,6 +88,12 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     message = "invalid request: " + "; ".join(f"{d['field']}: {d['problem']}" for d in details)
     body = {"code": errors.INVALID_ARGUMENT, "message": message, "details": details}
     return JSONResponse(body, status_code=400)
+
+
+def _json(model: BaseModel) -> Response:
+    """The model as the response body, camelCase, without unset output fields. Returning a
+    Response skips FastAPI's second validation of the (already validated) model."""
+    return Response(model.model_dump_json(by_alias=True, exclude_none=True), media_type=JSON)
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
@@ -180,8 +188,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def create_template(namespace: NS, body: Annotated[ComputeTemplate, Body()]) -> ComputeTemplate:
-        return backend.create_template(namespace, body)
+    def create_template(namespace: NS, body: Annotated[ComputeTemplate, Body()]) -> Response:
+        return _json(backend.create_template(namespace, body))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/compute_templates",
@@ -190,8 +198,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_templates(namespace: NS) -> ComputeTemplateList:
-        return ComputeTemplateList(compute_templates=backend.list_templates(namespace))
+    def list_templates(namespace: NS) -> Response:
+        return _json(ComputeTemplateList(compute_templates=backend.list_templates(namespace)))
 
     @app.get(
         f"{PREFIX}/compute_templates",
@@ -200,8 +208,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_all_templates() -> ComputeTemplateList:
-        return ComputeTemplateList(compute_templates=backend.list_templates(None))
+    def list_all_templates() -> Response:
+        return _json(ComputeTemplateList(compute_templates=backend.list_templates(None)))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
@@ -210,8 +218,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def get_template(namespace: NS, name: NAME) -> ComputeTemplate:
-        return backend.get_template(namespace, name)
+    def get_template(namespace: NS, name: NAME) -> Response:
+        return _json(backend.get_template(namespace, name))
 
     @app.delete(
         f"{PREFIX}/namespaces/{{namespace}}/compute_templates/{{name}}",
@@ -230,12 +238,12 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def create_cluster(namespace: NS, body: Annotated[Cluster, Body()]) -> Cluster:
-        return backend.create_cluster(namespace, body)
+    def create_cluster(namespace: NS, body: Annotated[Cluster, Body()]) -> Response:
+        return _json(backend.create_cluster(namespace, body))
 
-    def _page(namespace: str | None, limit: int | None, cont: str | None) -> ClusterList:
+    def _page(namespace: str | None, limit: int | None, cont: str | None) -> Response:
         clusters, token = backend.list_clusters(namespace, limit, cont)
-        return ClusterList.model_construct(clusters=clusters, continue_=token)
+        return _json(ClusterList.model_construct(clusters=clusters, continue_=token))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/clusters",
@@ -244,7 +252,7 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_clusters(namespace: NS, limit: Limit = None, cont: Continue = None) -> ClusterList:
+    def list_clusters(namespace: NS, limit: Limit = None, cont: Continue = None) -> Response:
         return _page(namespace, limit, cont)
 
     @app.get(
@@ -254,7 +262,7 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_all_clusters(limit: Limit = None, cont: Continue = None) -> ClusterList:
+    def list_all_clusters(limit: Limit = None, cont: Continue = None) -> Response:
         return _page(None, limit, cont)
 
     @app.get(
@@ -264,8 +272,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def get_cluster(namespace: NS, name: NAME) -> Cluster:
-        return backend.get_cluster(namespace, name)
+    def get_cluster(namespace: NS, name: NAME) -> Response:
+        return _json(backend.get_cluster(namespace, name))
 
     @app.delete(
         f"{PREFIX}/namespaces/{{namespace}}/clusters/{{name}}", tags=["clusters"], responses=ERRORS
@@ -282,8 +290,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def create_job(namespace: NS, body: Annotated[Job, Body()]) -> Job:
-        return backend.create_job(namespace, body)
+    def create_job(namespace: NS, body: Annotated[Job, Body()]) -> Response:
+        return _json(backend.create_job(namespace, body))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/jobs",
@@ -292,8 +300,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_jobs(namespace: NS) -> JobList:
-        return JobList.model_construct(jobs=backend.list_jobs(namespace), continue_="")
+    def list_jobs(namespace: NS) -> Response:
+        return _json(JobList.model_construct(jobs=backend.list_jobs(namespace), continue_=""))
 
     @app.get(
         f"{PREFIX}/jobs",
@@ -302,8 +310,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def list_all_jobs() -> JobList:
-        return JobList.model_construct(jobs=backend.list_jobs(None), continue_="")
+    def list_all_jobs() -> Response:
+        return _json(JobList.model_construct(jobs=backend.list_jobs(None), continue_=""))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}",
@@ -312,8 +320,8 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         response_model_exclude_none=True,
         responses=ERRORS,
     )
-    def get_job(namespace: NS, name: NAME) -> Job:
-        return backend.get_job(namespace, name)
+    def get_job(namespace: NS, name: NAME) -> Response:
+        return _json(backend.get_job(namespace, name))
 
     @app.get(
         f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}/logs",
