@@ -241,3 +241,9 @@ def test_apply_stores_configmaps_and_refuses_bad_files(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=problem):
             apply_file(b, bad)
     b.close()
+
+
+def test_openapi_documents_400_not_422(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    post = doc["paths"]["/apis/v1/namespaces/{namespace}/clusters"]["post"]["responses"]
+    assert "400" in post and "404" in post and "409" in post and "422" not in post

@@ -1,4 +1,5 @@
-"""schemathesis against the served OpenAPI document: no request it generates gets a 5xx.
+"""schemathesis against the served OpenAPI document: no request it generates gets a 5xx, and
+every answer's status code, content type and body match what the document says.
 
 Runs on the records-only local backend (SQLite in a tmp dir, no Ray), with the walkthrough's
 template, ConfigMap and cluster already stored so that generated requests also reach existing
@@ -14,6 +15,11 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from rayscale.apiserver import walkthrough
 from rayscale.apiserver.app import create_app
@@ -23,6 +29,12 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(300)]
 
 NS = "/apis/v1/namespaces/default"
 MAX_EXAMPLES = 30
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +68,7 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def run(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=CHECKS)
 
         try:
             run()

@@ -55,6 +55,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "not found"},
     409: {"model": ErrorBody, "description": "already exists"},
 }
+# Errors of a text/plain route are still JSON: document that explicitly.
+TEXT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": spec["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for code, spec in ERRORS.items()
+}
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -327,7 +335,7 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         f"{PREFIX}/namespaces/{{namespace}}/jobs/{{name}}/logs",
         tags=["jobs"],
         response_class=PlainTextResponse,
-        responses=ERRORS,
+        responses=TEXT_ERRORS,
     )
     def job_logs(
         namespace: NS,
@@ -341,5 +349,16 @@ def create_app(backend: Backend, auth_token: str | None = None) -> FastAPI:
         backend.delete_job(namespace, name)
         return {}
 
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI documents a 422 for validation errors; this API answers 400 instead."""
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.backend = backend
     return app
