@@ -149,43 +149,14 @@ def _run_live(sup) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _up_detached(file: Path, name: str, period: float) -> None:
-    import subprocess
-    import time
+    from rayscale.local import control
 
-    from rayscale.local import registry
-
-    log_path = registry.cluster_dir(name) / "supervisor.out"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rayscale.local.supervisor",
-                str(file.resolve()),
-                "--period",
-                str(period),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        record = registry.read(name)
-        if record is not None and record.pid == proc.pid and record.status == "ready":
-            err.print(_connect_text(name, record.client_env()))
-            err.print(f"Supervisor pid {proc.pid}; stop with `rayscale down {name}`.")
-            return
-        if proc.poll() is not None:
-            fail(
-                f"the supervisor exited with code {proc.returncode}:\n"
-                + log_path.read_text()[-3000:],
-                code=1,
-            )
-        time.sleep(0.3)
-    fail(f"the head did not become ready within 300 s; see {log_path}", code=1)
+    try:
+        record = control.up_detached(file, period, name=name)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    err.print(_connect_text(name, record.client_env()))
+    err.print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
 
 
 def _pick(name: str | None) -> str:
@@ -246,23 +217,13 @@ def down_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop")] = 90.0,
 ) -> None:
     """Stop every process of a local cluster (even if its supervisor was killed)."""
-    import os
-    import signal
-    import time
-
-    from rayscale.local import registry
+    from rayscale.local import control
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
-    if registry.supervisor_alive(record):
-        os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while registry.supervisor_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.3)
-    left = registry.clean_up(record)
-    if left:
-        fail(f"could not stop: {', '.join(p.describe() for p in left)}", code=1)
+    try:
+        control.down(name, timeout)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
     err.print(f"{name}: stopped")
 
 
@@ -319,6 +280,82 @@ def demo_cmd(
     if record is not None and registry.supervisor_alive(record):
         fail(f"a demo is already running (pid {record.pid}); `rayscale down {demo.DEMO_NAME}`")
     raise typer.Exit(demo.run(idle_timeout, period, out=lambda s: print(s, flush=True)))
+
+
+@app.command("apiserver")
+def apiserver_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 31888,
+    local: Annotated[
+        bool, typer.Option("--local/--kubernetes", help="Backend: the local runtime (default)")
+    ] = True,
+    records_only: Annotated[
+        bool, typer.Option("--records-only", help="Store clusters and jobs, start no Ray")
+    ] = False,
+    auth_token_file: Annotated[
+        Path | None, typer.Option(help="Require `Authorization: Bearer <token in this file>`")
+    ] = None,
+    period: Annotated[
+        float, typer.Option("--period", min=0.1, help="Autoscaler period of started clusters")
+    ] = 1.0,
+) -> None:
+    """Serve KubeRay's v1 REST API (compute templates, clusters, jobs) on this machine."""
+    from rayscale.apiserver import server
+
+    if not local:
+        fail("the Kubernetes backend is not available yet; run with --local (the default)")
+    try:
+        token = server.read_token(auth_token_file) if auth_token_file else None
+    except server.ServerConfigError as exc:
+        fail(str(exc))
+    server.serve(server.local_backend(records_only, period), host, port, token)
+
+
+@app.command("apply")
+def apply_cmd(
+    file: Annotated[Path, typer.Option("--filename", "-f", help="YAML: ConfigMaps, RayClusters")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """Like `kubectl apply -f`: store the file's ConfigMaps for the API server; start its
+    RayClusters locally."""
+    from rayscale.apiserver.backends.local import LocalBackend, apply_file
+    from rayscale.local import control
+    from rayscale.spec import SpecError
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    backend = LocalBackend()
+    try:
+        for line in apply_file(backend, file, namespace, period):
+            sys.stdout.write(line + "\n")
+    except SpecError as exc:
+        fail(exc.format())
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    finally:
+        backend.store.close()
+
+
+@bench_app.command("apiserver")
+def bench_apiserver(
+    clusters: Annotated[int, typer.Option(min=1, help="Cluster records to create")] = 200,
+    requests: Annotated[int, typer.Option(min=10, help="Requests per measured operation")] = 2000,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Instead: driver process vs Ray job submission")
+    ] = False,
+) -> None:
+    """Latency of GET cluster / list clusters and template create/delete rate (records only)."""
+    if jobs:
+        from rayscale.bench.job_paths import main as run_jobs
+
+        raise typer.Exit(run_jobs(3, json_output))
+    from rayscale.bench.apiserver import main as run
+
+    raise typer.Exit(run(clusters, requests, json_output))
 
 
 @bench_app.command("e2e")
