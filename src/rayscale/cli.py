@@ -105,7 +105,10 @@ def up_cmd(
         check_config_maps(head_pod(spec.cluster, f"{name}-head-check"), spec.config_maps)
     except PodSpecError as exc:
         fail(f"{file}: {exc}")
-    record = registry.read(name)
+    try:
+        record = registry.read(name)
+    except registry.CorruptRecordError as exc:
+        fail(str(exc))
     if record is not None and registry.supervisor_alive(record):
         fail(
             f"cluster {name!r} is already running (supervisor pid {record.pid}); "
@@ -178,6 +181,19 @@ def _pick(name: str | None) -> str:
     return name
 
 
+def _record(name: str):  # type: ignore[no-untyped-def]
+    """The cluster's record, or exit 2 with how to clean up if its state file is unreadable."""
+    from rayscale.local import registry
+
+    try:
+        record = registry.read(name)
+    except registry.CorruptRecordError as exc:
+        fail(str(exc))
+    if record is None:
+        fail(f"no local cluster named {name!r}")
+    return record
+
+
 @app.command("status")
 def status_cmd(
     name: Annotated[str | None, typer.Argument(help="Cluster name (default: the only one)")] = None,
@@ -188,8 +204,7 @@ def status_cmd(
     from rayscale.local import registry
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
+    record = _record(name)
     status = registry.read_status(name)
     alive = registry.supervisor_alive(record)
     if output is Output.json:
@@ -238,12 +253,10 @@ def exec_cmd(
     """
     import subprocess
 
-    from rayscale.local import registry
     from rayscale.local.kubelet import rewrite_paths
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
+    record = _record(name)
     argv = list(ctx.args)
     if argv[:1] == ["--"]:  # click keeps the separator in some positions; later ones are CMD's
         argv = argv[1:]

@@ -12,10 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from rayscale.local import registry
+from rayscale.waiting import StopWaiting, WaitTimeoutError, wait_until
 
 READY_TIMEOUT_S = 300.0
 
@@ -59,6 +59,8 @@ def start_detached(spec_path: Path, name: str, period: float = 1.0) -> subproces
     log_path = supervisor_log(name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "rayscale.local.supervisor", str(spec_path.resolve())]
+    # The marker lets `down` find the supervisor even if its state file is unreadable.
+    env = {**os.environ, registry.MARKER_ENV: registry.process_marker(name)}
     with open(log_path, "ab") as out:
         return subprocess.Popen(
             [*argv, "--period", str(period)],
@@ -66,6 +68,7 @@ def start_detached(spec_path: Path, name: str, period: float = 1.0) -> subproces
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 
@@ -73,17 +76,25 @@ def wait_ready(
     name: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S
 ) -> registry.ClusterRecord:
     """Wait until the supervisor ``proc`` reports the cluster ready; raise StartError if not."""
-    deadline = time.monotonic() + timeout
     log_path = supervisor_log(name)
-    while time.monotonic() < deadline:
+
+    def ready() -> registry.ClusterRecord | None:
         record = registry.read(name)
         if record is not None and record.pid == proc.pid and record.status == "ready":
             return record
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise StartError(f"the supervisor exited with code {proc.returncode}:\n{tail}")
-        time.sleep(0.3)
-    raise StartError(f"the head did not become ready within {timeout:.0f} s; see {log_path}")
+            raise StopWaiting(f"the supervisor exited with code {proc.returncode}:\n{tail}")
+        return None
+
+    try:
+        return wait_until(ready, timeout, f"the head of {name} to be ready", 0.3)
+    except StopWaiting as exc:
+        raise StartError(str(exc)) from exc
+    except WaitTimeoutError as exc:
+        raise StartError(
+            f"the head did not become ready within {timeout:.0f} s; see {log_path}"
+        ) from exc
 
 
 def up_detached(
@@ -103,16 +114,22 @@ def up_detached(
 
 
 def down(name: str, timeout: float = 90.0) -> None:
-    """Stop every process of cluster ``name`` (even if its supervisor was killed), forget it."""
-    record = registry.read(name)
+    """Stop every process of cluster ``name`` (even if its supervisor was killed, or its state
+    file is unreadable), and forget it."""
+    try:
+        record = registry.read(name)
+    except registry.CorruptRecordError:
+        left = registry.clean_up_by_name(name)  # every process carries the cluster's marker
+        if left:
+            raise StopError(f"could not stop: {', '.join(p.describe() for p in left)}") from None
+        return
     if record is None:
         raise NotFoundError(f"no local cluster named {name!r}")
     if registry.supervisor_alive(record):
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while registry.supervisor_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.3)
+        with contextlib.suppress(WaitTimeoutError):
+            wait_until(lambda: not registry.supervisor_alive(record), timeout, "the supervisor")
     left = registry.clean_up(record)
     if left:
         raise StopError(f"could not stop: {', '.join(p.describe() for p in left)}")

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,11 @@ from typing import Any
 import psutil
 
 from rayscale.local import processes
+from rayscale.local.raynodes import MARKER_ENV as RUN_DIR_ENV
 from rayscale.local.raynodes import auth_env, without_auth
+
+MARKER_ENV = "RAYSCALE_CLUSTER"
+"""Set to :func:`process_marker` in the environment of a cluster's supervisor and nodes."""
 
 
 def home() -> Path:
@@ -142,9 +147,19 @@ def clean_up(record: ClusterRecord) -> list[processes.ProcessInfo]:
 
 
 def clean_up_by_name(name: str) -> list[processes.ProcessInfo]:
-    """Kill every process carrying the cluster's marker, when its record is unreadable."""
-    survivors = processes.kill_processes(processes.find_leftovers(markers=[process_marker(name)]))
+    """Kill every process carrying the cluster's marker, when its record is unreadable; the
+    run dirs they name in their environment go too."""
+    found = processes.find_leftovers(markers=[process_marker(name)])
+    run_dirs = set()
+    for info in found:
+        with contextlib.suppress(psutil.Error):
+            run_dir = psutil.Process(info.pid).environ().get(RUN_DIR_ENV)
+            if run_dir:
+                run_dirs.add(run_dir)
+    survivors = processes.kill_processes(found)
     if not survivors:
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
         forget(name)
     return survivors
 

@@ -26,7 +26,7 @@ from rayscale.autoscaler.scale import (
 )
 from rayscale.builders.pods import head_pod, head_pod_prefix, worker_pod, worker_pod_prefix
 from rayscale.builders.reconcile import ObservedPod, Reconciliation, reconcile
-from rayscale.local import kubelet
+from rayscale.local import kubelet, registry
 from rayscale.local.podrunner import DEFAULT_MAX_BOOTING, ProcessKubelet
 from rayscale.local.raynodes import DEFAULT_OBJECT_STORE_BYTES, LocalRayCluster, start_head
 from rayscale.local.store import DesiredStore
@@ -50,7 +50,7 @@ class LocalRuntime:
         marker: str | None = None,
         max_booting: int = DEFAULT_MAX_BOOTING,
     ) -> None:
-        """``marker`` goes into every node's environment (``RAYSCALE_CLUSTER``) so that the
+        """``marker`` goes into every node's environment (``registry.MARKER_ENV``) so that the
         cluster's processes can be found even before its run dir is recorded."""
         self.spec = spec
         self.marker = marker
@@ -80,7 +80,7 @@ class LocalRuntime:
             local.resources,
             head_name=local.name,
             object_store_memory=self.object_store_memory,
-            env={"RAYSCALE_CLUSTER": self.marker} if self.marker else None,
+            env={registry.MARKER_ENV: self.marker} if self.marker else None,
             extra_args=local.extra_args,
             timeout=self.head_timeout_s,
         )
