@@ -36,7 +36,7 @@ def wait_until(
     while True:
         value = check()
         if value:
-            return value  # type: ignore[return-value]  # truthy, so not None
+            return value
         if time.monotonic() >= deadline:
             extra = f"\n{detail()}" if detail is not None else ""
             raise WaitTimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
