@@ -214,22 +214,22 @@ def test_drain_refused_for_one_host_keeps_the_whole_replica() -> None:
 
 def test_drain_error_on_one_node_does_not_stop_another_groups_launch() -> None:
     second = dict(_MINIMAL_CLUSTER["spec"]["workerGroupSpecs"][0])
-    second["groupName"] = "gpu-group"
+    second.update(groupName="big-group", rayStartParams={"num-cpus": "2"})
     op = FakeOperator(
         [((*G, "replicas"), 1), (("spec", "workerGroupSpecs", 1), second)],
         [WorkerPod("w1", "small-group", "running")],
     )
     ray = FakeRayView(
         [HEAD, worker_node("w1", idle=100.0)],
-        Demand(bundles=(BundleDemand({"CPU": 1.0}, 1),)),
+        Demand(bundles=(BundleDemand({"CPU": 2.0}, 1),)),  # only big-group can hold it
         raise_on=["id-w1"],
     )
     a = scaler(ray, op)
     report = a.tick()
     assert a.errors["drain"] == 1
     assert [e.type for e in report.events].count("action_failed") == 1
-    target = op.requests[-1].targets
-    assert sum(t.replicas for t in target.values()) >= 1  # the launch still happened
+    assert op.requests[-1].targets["big-group"] == GroupTarget(1)  # the launch still happened
+    assert "small-group" not in op.requests[-1].targets  # w1 kept: its drain failed
     assert "w1" in op.pods
 
 

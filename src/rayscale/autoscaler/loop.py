@@ -222,7 +222,7 @@ class Autoscaler:
         nodes = merge_views(self.groups, observation, ray_nodes)
         now = self.clock()
         t0 = time.perf_counter()
-        result = plan(PlannerInput(self.groups, tuple(nodes), demand, now))
+        result = plan(PlannerInput(self.groups, tuple(nodes), demand))
         report = TickReport(now, observation, ray_nodes, nodes, demand, result)
         report.plan_seconds = time.perf_counter() - t0
         targets = self._targets(report)
