@@ -295,3 +295,20 @@ def test_run_plans_on_change_not_on_every_read() -> None:
     ray.nodes_and_demand = counting  # type: ignore[method-assign]
     a.run(stop, read_period=0.0, plan_period=3600.0)
     assert reads >= 40 and len(ticks) == 1  # nothing changed, no timer due: planned once
+
+
+def test_a_later_refusal_says_which_hosts_stay_drained() -> None:
+    hosts = [
+        WorkerPod("a1", "small-group", "running", "A"),
+        WorkerPod("a2", "small-group", "running", "A"),
+    ]
+    op = FakeOperator([((*G, "replicas"), 1), ((*G, "numOfHosts"), 2)], hosts)
+    ray = FakeRayView(
+        [HEAD, worker_node("a1", idle=100.0), worker_node("a2", idle=90.0)], refuse=["id-a1"]
+    )
+    report = scaler(ray, op).tick()
+    assert ray.drained == ["id-a2", "id-a1"]
+    assert set(op.pods) == {"a1", "a2"}  # neither host is deleted
+    refused = next(e for e in report.events if e.type == "drain_refused")
+    assert refused.reason.params["cordoned"] == ["a2"]
+    assert "a2 stay drained" in refused.reason.text()

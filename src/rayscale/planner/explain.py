@@ -129,6 +129,12 @@ _TEMPLATES: dict[ReasonCode, Callable[[Mapping[str, Any]], str]] = {
     ),
     ReasonCode.DRAIN_REFUSED: lambda p: (
         f"keep {_nodes(p)}: Ray refused to drain {p['node']} ({p.get('message') or 'busy'})"
+        + (
+            f"; {', '.join(p['cordoned'])} stay drained (Ray 2.60 cannot undo a drain) until "
+            "the whole replica is idle and goes"
+            if p.get("cordoned")
+            else ""
+        )
     ),
     ReasonCode.DELETE_PENDING: lambda p: (
         f"waiting for {_nodes(p)} to go before scaling {p['group']} again"
