@@ -35,6 +35,8 @@ from pathlib import Path
 
 import psutil
 
+from rayscale.waiting import WaitTimeoutError, wait_until
+
 DEFAULT_STOP_TIMEOUT_S = 30.0
 DEFAULT_KILL_TIMEOUT_S = 10.0
 _POLL_S = 0.05
@@ -447,3 +449,20 @@ def read_tail(path: Path, max_bytes: int = 4000) -> str:
             return f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def stop_group(pgid: int, timeout: float = DEFAULT_KILL_TIMEOUT_S) -> list[ProcessInfo]:
+    """Stop a process group known only by its id (e.g. recorded before a restart): SIGTERM,
+    then SIGKILL after ``timeout``. The caller checks first that the group is still the one it
+    started (the leader's create time). Returns the members left (normally none)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return []
+        try:
+            wait_until(lambda: not group_members(pgid), timeout, f"group {pgid} gone", _POLL_S)
+            return []
+        except WaitTimeoutError:
+            continue
+    return [i for i in (_info(p, f"group {pgid}") for p in group_members(pgid)) if i is not None]

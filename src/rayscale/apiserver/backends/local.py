@@ -21,9 +21,7 @@ import binascii
 import contextlib
 import json
 import logging
-import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -597,7 +595,7 @@ class LocalBackend:
             if driver is not None:
                 driver.stop(timeout=10, term_group=True)
             elif _pid_alive(row.pid, row.pid_started) and row.pid is not None:
-                stop_group(row.pid)
+                processes.stop_group(row.pid)
             self.store.update_job(
                 row.namespace,
                 row.name,
@@ -605,18 +603,6 @@ class LocalBackend:
                 message=f"stopped: {why}",
                 end_time=time.time(),
             )
-
-
-def stop_group(pgid: int, timeout: float = 10.0) -> None:
-    """SIGTERM then SIGKILL the process group ``pgid`` (a driver from a previous server run)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + timeout
-        while processes.group_members(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not processes.group_members(pgid):
-            return
 
 
 def runtime_env_vars(runtime_env: str) -> dict[str, str]:
