@@ -194,8 +194,8 @@ class Autoscaler:
     # -- one iteration ------------------------------------------------------------------------
     def observe(self) -> tuple[Observation, list[RayNode], Demand]:
         """Read the runtime and Ray. The request_resources read may fail on its own."""
-        observation = self.backend.observe()
         ray_nodes, demand = self.ray.nodes_and_demand()
+        observation = self.backend.observe()
         if not demand.request_resources:
             demand = replace(demand, request_resources=tuple(self._requested()))
         return observation, ray_nodes, demand
@@ -384,7 +384,7 @@ class Autoscaler:
     def run(
         self,
         stop: threading.Event,
-        read_period: float = 0.1,
+        read_period: float = 0.2,
         plan_period: float = 1.0,
     ) -> None:
         """Read every ``read_period``; plan when the reading changed, a timer is due, or

@@ -72,7 +72,7 @@ def _log_to(path: Path) -> None:
 
 class Supervisor:
     def __init__(
-        self, spec: LoadedSpec, spec_path: str, period: float = 1.0, read_period: float = 0.1
+        self, spec: LoadedSpec, spec_path: str, period: float = 1.0, read_period: float = 0.2
     ) -> None:
         self.spec = spec
         self.spec_path = spec_path
@@ -163,7 +163,8 @@ class Supervisor:
         try:
             with client_auth(self.runtime.ray.token_path):
                 view = self.view = GcsView(self.runtime.head_address)
-                self.runtime.registered = lambda: {n.instance_id for n in view.live_nodes()}
+                # Who joined Ray, from the loop's own latest read (no extra GCS call).
+                self.runtime.registered = lambda: {n.instance_id for n in view.last_nodes}
                 self.runtime.reconcile()  # the initial workers: clamp(replicas, min, max)
                 self.autoscaler = Autoscaler(self.groups, view, self.runtime, on_tick=self._on_tick)
                 if on_ready:

@@ -32,6 +32,8 @@ class GcsView:
         self.address = address
         self.timeout_s = timeout_s
         self.client: Any = importlib.import_module("ray._raylet").GcsClient(address=address)
+        self.last_nodes: list[RayNode] = []
+        """The nodes of the latest read (a runtime's kubelet uses them to see who joined)."""
 
     def state(self) -> Any:
         """Ray's ``ClusterResourceState`` (autoscaler_pb2)."""
@@ -43,12 +45,10 @@ class GcsView:
         reply.ParseFromString(raw)
         return reply.cluster_resource_state
 
-    def live_nodes(self) -> list[RayNode]:
-        return nodes_of(self.state())
-
     def nodes_and_demand(self) -> tuple[list[RayNode], Demand]:
         state = self.state()
-        return nodes_of(state), demand_of(state)
+        self.last_nodes = nodes_of(state)
+        return self.last_nodes, demand_of(state)
 
     def requested_resources(self) -> list[dict[str, float]]:
         """Ray v1's request_resources bundles; raises BadDemandError on a bad value."""
