@@ -369,6 +369,12 @@ def bench_apiserver(
     from rayscale.bench.apiserver import main as run
 
     raise typer.Exit(run(clusters, requests, json_output))
+@app.command("crds")
+def crds_cmd() -> None:
+    """Print the ray.io/v1 CRDs (RayCluster, RayJob) as YAML, for `kubectl apply -f -`."""
+    from rayscale.builders.crds import crds_yaml
+
+    sys.stdout.write(crds_yaml())
 
 
 @bench_app.command("e2e")
