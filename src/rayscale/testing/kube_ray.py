@@ -7,9 +7,12 @@ server-side Table view), and a retry for the first request after a CRD is establ
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +20,7 @@ import httpx2 as httpx
 import yaml
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.config.client_adapter import Client as adapter_client
-from lightkube.config.client_adapter import ConnectionParams
+from lightkube.config.client_adapter import ConnectionParams, verify_cluster
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
@@ -62,3 +65,90 @@ def retry_not_found(call: Callable[[], T], timeout: float = 30.0) -> T:
             if err.status.code != 404 or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@dataclass
+class Sent:
+    """One request as it went out: method, path, query, content type and body."""
+
+    method: str
+    path: str
+    query: str
+    content_type: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """A real HTTPS transport to the API server that records every request, and can answer
+    the next N requests of a method with a fake status instead of sending them (to test
+    retries of 409 and 5xx that a healthy API server does not produce on demand)."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        config = KubeConfig.from_file(kubeconfig).get()
+        if config is None or config.user is None:
+            raise ValueError(f"{kubeconfig} has no current context with a user")
+        verify = verify_cluster(config.cluster, config.user, config.abs_file)
+        self._inner = httpx.HTTPTransport(verify=verify)
+        self.sent: list[Sent] = []
+        self.fake_failures: list[tuple[str, int]] = []
+        self.faked: list[Sent] = []
+        self._lock = threading.Lock()
+
+    def fail_next(self, method: str, status: int, times: int = 1) -> None:
+        with self._lock:
+            self.fake_failures += [(method, status)] * times
+
+    def requests(self, method: str) -> list[Sent]:
+        with self._lock:
+            return [s for s in self.sent if s.method == method]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        sent = Sent(
+            request.method,
+            request.url.path,
+            request.url.query.decode() if isinstance(request.url.query, bytes) else "",
+            request.headers.get("content-type", ""),
+            body,
+        )
+        with self._lock:
+            fake = next((f for f in self.fake_failures if f[0] == request.method), None)
+            if fake is not None:
+                self.fake_failures.remove(fake)
+                self.faked.append(sent)
+            else:
+                self.sent.append(sent)
+        if fake is not None:
+            return _fake_status(fake[1], request)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _fake_status(code: int, request: httpx.Request) -> httpx.Response:
+    reason = {409: "Conflict", 500: "InternalError", 503: "ServiceUnavailable"}.get(code, "")
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"fake {code} injected by the test",
+        "reason": reason,
+        "code": code,
+    }
+    return httpx.Response(code, json=status, request=request)
+
+
+def recording_client(
+    kubeconfig: Path, field_manager: str = "rayscale-tests"
+) -> tuple[Client, RecordingTransport]:
+    """A lightkube Client whose every request goes through a RecordingTransport."""
+    transport = RecordingTransport(kubeconfig)
+    client = Client(
+        config=KubeConfig.from_file(kubeconfig), field_manager=field_manager, transport=transport
+    )
+    return client, transport
