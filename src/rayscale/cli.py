@@ -369,12 +369,50 @@ def bench_apiserver(
     from rayscale.bench.apiserver import main as run
 
     raise typer.Exit(run(clusters, requests, json_output))
+
+
 @app.command("crds")
 def crds_cmd() -> None:
     """Print the ray.io/v1 CRDs (RayCluster, RayJob) as YAML, for `kubectl apply -f -`."""
     from rayscale.builders.crds import crds_yaml
 
     sys.stdout.write(crds_yaml())
+
+
+@app.command("operator")
+def operator_cmd(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)"),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Watch only these namespaces")
+    ] = None,
+    install_crds: Annotated[
+        bool, typer.Option("--install-crds/--no-install-crds", help="Apply the ray.io CRDs first")
+    ] = False,
+) -> None:
+    """Run the RayCluster operator (kopf): head, service, workers, RBAC, token, status."""
+    import asyncio
+    import logging
+
+    from rayscale.kube import operator
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = kubeconfig or operator.default_kubeconfig()
+    if config is not None and not config.is_file():
+        fail(f"kubeconfig {config}: no such file; pass --kubeconfig or set KUBECONFIG")
+    if install_crds:
+        from lightkube import Client, KubeConfig
+
+        from rayscale.kube.crds import install_crds as install
+
+        client = Client(config=KubeConfig.from_file(config) if config else None)
+        install(client)
+        client.close()
+    asyncio.run(operator.run(config, namespaces=tuple(namespace or ())))
 
 
 @bench_app.command("e2e")
