@@ -304,3 +304,39 @@ def test_many_clusters_reconcile_concurrently(
     for name in names:
         _workers(kube, ns, 2, name)
         assert len(_pods(kube, ns, name, "headgroup")) == 1
+
+
+def test_status_is_ready_when_every_pod_runs_and_is_ready(
+    kube: KubeSession, ns: str, operator: kopf.Memo
+) -> None:
+    doc = sample_cluster("autoscaler")
+    doc["spec"]["workerGroupSpecs"][0]["replicas"] = 1
+    _apply(kube, doc, ns)
+    head = wait_until(lambda: _pods(kube, ns, group="headgroup"), WAIT, "the head pod")[0]
+    worker = _workers(kube, ns, 1)[0]
+    for pod, ip in ((head, "10.1.0.5"), (worker, "10.1.0.6")):
+        kube.client.patch(
+            Pod.Status,
+            pod.metadata.name,
+            {
+                "status": {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                }
+            },
+            namespace=ns,
+            patch_type=PatchType.MERGE,
+        )
+    status = wait_until(
+        lambda: (s := _status(kube, ns)).get("state") == "ready" and s,
+        WAIT,
+        "state ready",
+        detail=lambda: str(_status(kube, ns)),
+    )
+    assert status["availableWorkerReplicas"] == status["readyWorkerReplicas"] == 1
+    assert status["head"]["podIP"] == "10.1.0.5"
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["HeadPodReady"] == conditions["RayClusterProvisioned"] == "True"
+    assert conditions["ReplicaFailure"] == "False"

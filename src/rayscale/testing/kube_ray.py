@@ -7,6 +7,7 @@ server-side Table view), and a retry for the first request after a CRD is establ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 import yaml
-from lightkube import ApiError, Client, KubeConfig
+from lightkube import ApiError, AsyncClient, Client, KubeConfig
 from lightkube.config.client_adapter import Client as adapter_client
 from lightkube.config.client_adapter import ConnectionParams, verify_cluster
 from lightkube.models.meta_v1 import ObjectMeta
@@ -150,5 +151,38 @@ def recording_client(
     transport = RecordingTransport(kubeconfig)
     client = Client(
         config=KubeConfig.from_file(kubeconfig), field_manager=field_manager, transport=transport
+    )
+    return client, transport
+
+
+class GatedAsyncTransport(httpx.AsyncBaseTransport):
+    """A real async HTTPS transport to the API server that holds every request whose path
+    contains ``hold`` until :attr:`gate` is set: a slow API path, made on purpose."""
+
+    def __init__(self, kubeconfig: Path, hold: str) -> None:
+        config = KubeConfig.from_file(kubeconfig).get()
+        if config is None or config.user is None:
+            raise ValueError(f"{kubeconfig} has no current context with a user")
+        verify = verify_cluster(config.cluster, config.user, config.abs_file)
+        self._inner = httpx.AsyncHTTPTransport(verify=verify)
+        self.hold = hold
+        self.gate = asyncio.Event()
+        self.held = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.hold in request.url.path:
+            self.held += 1
+            await self.gate.wait()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def gated_async_client(kubeconfig: Path, hold: str) -> tuple[AsyncClient, GatedAsyncTransport]:
+    """An AsyncClient whose requests for paths containing ``hold`` wait for the gate."""
+    transport = GatedAsyncTransport(kubeconfig, hold)
+    client = AsyncClient(
+        config=KubeConfig.from_file(kubeconfig), field_manager="rayscale-tests", transport=transport
     )
     return client, transport
