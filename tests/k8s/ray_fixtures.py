@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 from lightkube.resources.core_v1 import Namespace
 
+from rayscale.autoscaler.scale import RayNode
 from rayscale.kube.crds import install_crds
+from rayscale.planner import Demand
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import new_namespace
 
@@ -23,3 +25,30 @@ def ns(kube: KubeSession, ray_crds: None) -> Iterator[str]:
     name = new_namespace(kube.client, "ray")
     yield name
     kube.client.delete(Namespace, name)  # stays Terminating without a namespace controller
+
+
+class FakeGcs:
+    """Stands in for Ray's GCS (no Ray in this tier): nodes and demand set by the test."""
+
+    def __init__(self, head: str, group: str = "small-group") -> None:
+        self.group = group
+        self.nodes = [RayNode("id-head", head, "headgroup", "running", {"CPU": 0}, {"CPU": 0}, 0)]
+        self.demand = Demand()
+        self.drained: list[str] = []
+
+    def nodes_and_demand(self) -> tuple[list[RayNode], Demand]:
+        return list(self.nodes), self.demand
+
+    def requested_resources(self) -> list[dict[str, float]]:
+        return []
+
+    def drain(self, node_id: str, reason: str) -> tuple[bool, str]:
+        self.drained.append(node_id)
+        return True, ""
+
+    def publish_status(self, payload: bytes) -> None:
+        pass
+
+    def worker(self, pod: str, idle_s: float = 0.0) -> RayNode:
+        free = 1.0 if idle_s else 0.0
+        return RayNode(f"id-{pod}", pod, self.group, "running", {"CPU": 1}, {"CPU": free}, idle_s)

@@ -19,7 +19,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from rayscale.autoscaler.loop import Autoscaler
-from rayscale.autoscaler.scale import GroupTarget, RayNode, ScaleRequest, WorkerPod
+from rayscale.autoscaler.scale import GroupTarget, ScaleRequest, WorkerPod
 from rayscale.builders.pods import head_pod, worker_pod
 from rayscale.kube.backend import KubeBackend
 from rayscale.kube.cache import ClusterCache
@@ -34,7 +34,7 @@ from rayscale.testing.kube_ray import (
     retry_not_found,
     sample_cluster,
 )
-from tests.k8s.ray_fixtures import ns, ray_crds
+from tests.k8s.ray_fixtures import FakeGcs, ns, ray_crds
 
 __all__ = ["ns", "ray_crds"]
 
@@ -236,32 +236,6 @@ def test_409_and_5xx_are_retried_with_backoff(
     assert SLEPT == []  # not retried
 
 
-class FakeGcs:
-    """Stands in for Ray's GCS (no Ray in this tier): nodes and demand set by the test."""
-
-    def __init__(self, head: str) -> None:
-        self.nodes = [RayNode("id-head", head, "headgroup", "running", {"CPU": 0}, {"CPU": 0}, 0)]
-        self.demand = Demand()
-        self.drained: list[str] = []
-
-    def nodes_and_demand(self) -> tuple[list[RayNode], Demand]:
-        return list(self.nodes), self.demand
-
-    def requested_resources(self) -> list[dict[str, float]]:
-        return []
-
-    def drain(self, node_id: str, reason: str) -> tuple[bool, str]:
-        self.drained.append(node_id)
-        return True, ""
-
-    def publish_status(self, payload: bytes) -> None:
-        pass
-
-    def worker(self, pod: str, idle_s: float = 0.0) -> RayNode:
-        free = 1.0 if idle_s else 0.0
-        return RayNode(f"id-{pod}", pod, GROUP, "running", {"CPU": 1}, {"CPU": free}, idle_s)
-
-
 def test_the_loop_scales_up_lists_waits_and_clears_through_the_cr(
     kube: KubeSession,
     ns: str,
@@ -271,7 +245,7 @@ def test_the_loop_scales_up_lists_waits_and_clears_through_the_cr(
     recorded: tuple[Client, RecordingTransport],
 ) -> None:
     cluster = _spec(stored, ns)
-    gcs = FakeGcs(f"{NAME}-head-aaaaa")
+    gcs = FakeGcs(f"{NAME}-head-aaaaa", GROUP)
     # big-group is small-group's twin: the planner could pick either; size small-group only.
     groups = [g for g in to_group_configs(cluster) if g.name == GROUP]
     loop = Autoscaler(groups, gcs, backend)

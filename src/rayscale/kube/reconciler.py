@@ -34,9 +34,9 @@ from rayscale.builders.operator import (
 )
 from rayscale.builders.pods import head_service
 from rayscale.builders.reconcile import ObservedPod, PodPhase, Reconciliation, reconcile
-from rayscale.kube.resources import RayCluster
+from rayscale.kube.resources import RayCluster, cluster_spec
 from rayscale.spec import RayCluster as ClusterSpec
-from rayscale.spec import SpecError, parse_cluster, to_group_configs
+from rayscale.spec import SpecError, to_group_configs
 
 log = logging.getLogger("rayscale.kube.operator")
 
@@ -132,7 +132,7 @@ class ClusterReconciler:
         meta = raw["metadata"]
         uid, generation = meta["uid"], int(meta.get("generation", 1))
         try:
-            cluster = _parse(raw)
+            cluster = cluster_spec(raw)
             to_group_configs(cluster)  # resources must resolve before any pod is built
         except SpecError as err:
             await self._invalid(raw, err)
@@ -297,22 +297,6 @@ _PHASES: dict[str, PodPhase] = {
     "Succeeded": "Succeeded",
     "Failed": "Failed",
 }  # Unknown (node unreachable) counts as Pending: not a failure yet
-
-
-def _parse(raw: dict[str, Any]) -> ClusterSpec:
-    meta = raw["metadata"]
-    doc = {
-        "apiVersion": raw.get("apiVersion", "ray.io/v1"),
-        "kind": "RayCluster",
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": meta.get("labels") or {},
-            "annotations": meta.get("annotations") or {},
-        },
-        "spec": raw.get("spec") or {},
-    }
-    return parse_cluster(doc)
 
 
 def _observed(pod: Any) -> ObservedPod:
