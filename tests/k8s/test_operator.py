@@ -340,3 +340,19 @@ def test_status_is_ready_when_every_pod_runs_and_is_ready(
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["HeadPodReady"] == conditions["RayClusterProvisioned"] == "True"
     assert conditions["ReplicaFailure"] == "False"
+
+
+def test_a_multi_host_replica_is_created_whole(
+    kube: KubeSession, ns: str, operator: kopf.Memo
+) -> None:
+    doc = sample_cluster("autoscaler")
+    doc["spec"]["workerGroupSpecs"][0].update(replicas=2, numOfHosts=3)
+    _apply(kube, doc, ns)
+    pods = _workers(kube, ns, 6)
+    replicas: dict[str, int] = {}
+    for pod in pods:
+        replica = pod.metadata.labels["ray.io/worker-group-replica-name"]
+        replicas[replica] = replicas.get(replica, 0) + 1
+    assert sorted(replicas.values()) == [3, 3]
+    status = _observed(kube, ns, 1)
+    assert status["desiredWorkerReplicas"] == 6  # pods, as KubeRay counts them
