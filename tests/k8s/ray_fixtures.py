@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
+import kopf
 import pytest
 from lightkube.resources.core_v1 import Namespace
 
 from rayscale.autoscaler.scale import RayNode
 from rayscale.kube.crds import install_crds
+from rayscale.kube.operator import run
 from rayscale.planner import Demand
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import new_namespace
@@ -25,6 +29,22 @@ def ns(kube: KubeSession, ray_crds: None) -> Iterator[str]:
     name = new_namespace(kube.client, "ray")
     yield name
     kube.client.delete(Namespace, name)  # stays Terminating without a namespace controller
+
+
+@pytest.fixture(scope="module")
+def operator(kube: KubeSession, ray_crds: None) -> Iterator[kopf.Memo]:
+    """The operator, running in a thread for the whole module."""
+    stop, ready, memo = threading.Event(), threading.Event(), kopf.Memo()
+
+    def main() -> None:
+        asyncio.run(run(kube.kubeconfig, stop_flag=stop, ready_flag=ready, memo=memo))
+
+    thread = threading.Thread(target=main, name="operator", daemon=True)
+    thread.start()
+    assert ready.wait(60), "the operator did not start"
+    yield memo
+    stop.set()
+    thread.join(30)
 
 
 class FakeGcs:

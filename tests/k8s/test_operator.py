@@ -7,12 +7,9 @@ Waits poll the API (no timed asserts).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import shlex
-import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -23,36 +20,19 @@ from lightkube.resources.core_v1 import Event, Pod, Secret, Service, ServiceAcco
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import PatchType
 
-from rayscale.kube.operator import run
 from rayscale.kube.resources import RayCluster
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster
 from rayscale.waiting import wait_until
-from tests.k8s.ray_fixtures import ns, ray_crds
+from tests.k8s.ray_fixtures import ns, operator, ray_crds
 
-__all__ = ["ns", "ray_crds"]
+__all__ = ["ns", "operator", "ray_crds"]
 
 pytestmark = pytest.mark.k8s
 
 NAME = "raycluster-autoscaler"
 GROUP = "small-group"
 WAIT = 30.0
-
-
-@pytest.fixture(scope="module")
-def operator(kube: KubeSession, ray_crds: None) -> Iterator[kopf.Memo]:
-    """The operator, running in a thread for the whole module."""
-    stop, ready, memo = threading.Event(), threading.Event(), kopf.Memo()
-
-    def main() -> None:
-        asyncio.run(run(kube.kubeconfig, stop_flag=stop, ready_flag=ready, memo=memo))
-
-    thread = threading.Thread(target=main, name="operator", daemon=True)
-    thread.start()
-    assert ready.wait(60), "the operator did not start"
-    yield memo
-    stop.set()
-    thread.join(30)
 
 
 def _apply(kube: KubeSession, doc: dict[str, Any], ns: str) -> dict[str, Any]:
