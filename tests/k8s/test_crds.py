@@ -9,6 +9,7 @@ printer columns.
 from __future__ import annotations
 
 import copy
+import subprocess
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from lightkube.types import PatchType
 from rayscale.kube.resources import RayCluster, RayJob
 from rayscale.spec.models import INT32_MAX
 from rayscale.testing.kube import KubeSession
-from rayscale.testing.kube_ray import raw_http, retry_not_found, sample_cluster
+from rayscale.testing.kube_ray import kubectl_from_env, raw_http, retry_not_found, sample_cluster
 from tests.k8s.ray_fixtures import ns, ray_crds
 
 __all__ = ["ns", "ray_crds"]
@@ -253,3 +254,28 @@ def test_rayjob_with_the_sample_cluster_spec(kube: KubeSession, ns: str) -> None
         kube.client.create(from_dict(bad), namespace=ns)
     assert info.value.status.code == 422
     assert "spec.submissionMode" in (info.value.status.message or "")
+
+
+def test_kubectl_get_raycluster_prints_the_columns(kube: KubeSession, ns: str) -> None:
+    """The walkthrough's `kubectl get raycluster`, with the kubectl built from the same module."""
+    kubectl = kubectl_from_env()
+    doc = sample_cluster("autoscaler")
+    name = doc["metadata"]["name"]
+    _create(kube, doc, ns)
+    kube.client.patch(
+        RayCluster.Status,
+        name,
+        {"status": {"state": "ready", "desiredWorkerReplicas": 1, "availableWorkerReplicas": 1,
+                    "desiredCPU": "2", "desiredMemory": "3G", "desiredGPU": "0"}},
+        namespace=ns,
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    out = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kube.kubeconfig), "get", "raycluster", "-n", ns],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert out[0].split() == [
+        "NAME", "DESIRED", "WORKERS", "AVAILABLE", "WORKERS", "CPUS", "MEMORY", "GPUS", "STATUS",
+        "AGE",
+    ]  # fmt: skip
+    assert out[1].split()[:7] == [name, "1", "1", "2", "3G", "0", "ready"]

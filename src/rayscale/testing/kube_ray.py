@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import uuid
@@ -28,6 +29,20 @@ from lightkube.resources.core_v1 import Namespace
 from rayscale.spec.samples import sample_path
 
 T = TypeVar("T")
+
+
+KUBECTL_ENV = "RAYSCALE_KUBECTL"
+
+
+def kubectl_from_env() -> Path:
+    """The kubectl built from the same k8s.io/kubernetes module as the API server."""
+    value = os.environ.get(KUBECTL_ENV, "")
+    if not value or not os.access(value, os.X_OK):
+        raise FileNotFoundError(
+            f"{KUBECTL_ENV}={value or '(unset)'} is not an executable. Fix: run "
+            '`eval "$(scripts/setup-k8s.sh)"`, which builds it'
+        )
+    return Path(value)
 
 
 def new_namespace(client: Client, prefix: str) -> str:
