@@ -459,6 +459,25 @@ def autoscaler_cmd(
         fail(str(exc))
 
 
+@bench_app.command("sidecar")
+def bench_sidecar(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    trials: Annotated[int, typer.Option(min=1, help="Actors created, one per trial")] = 5,
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """The Kubernetes sidecar: pending demand in GCS -> RayCluster patched; its RSS.
+
+    Needs the k8s tier's binaries (eval "$(scripts/setup-k8s.sh)") and starts a Ray head.
+    """
+    from rayscale.bench.sidecar import main as run
+    from rayscale.testing.kube import KubeBinariesMissing
+
+    try:
+        raise typer.Exit(run(json_output, trials, period))
+    except KubeBinariesMissing as exc:
+        fail(str(exc))
+
+
 @bench_app.command("e2e")
 def bench_e2e(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
