@@ -1,4 +1,4 @@
-# Shared by build-etcd.sh and build-kube-apiserver.sh (sourced, not run). The sourcing script
+# Shared by build-etcd.sh and build-kube-component.sh (sourced, not run). The sourcing script
 # sets TOOL (log prefix), BIN (cached binary), CACHE, WORK and VERSION, and defines
 # inner_build; `main_build "$@"` then runs it once, timed, unless BIN is cached.
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up the Kubernetes test tier: apt packages, then etcd and kube-apiserver built from their
-# Go modules (cached under $RAYSCALE_CACHE, so a second run takes about a second).
+# Set up the Kubernetes test tier: apt packages, then etcd, kube-apiserver,
+# kube-controller-manager and kubectl built from their Go modules (cached under
+# $RAYSCALE_CACHE, so a second run takes about a second).
 #
 # Idempotent and non-interactive. Usage:  eval "$(scripts/setup-k8s.sh)"
 # stdout carries ONLY `export` lines; every log line goes to stderr. On failure it exits
@@ -52,13 +53,20 @@ if ! flock -n 9; then
 fi
 etcd=$(scripts/build-etcd.sh)
 apiserver=$(scripts/build-kube-apiserver.sh)
+controller_manager=$(scripts/build-kube-component.sh kube-controller-manager)
+kubectl=$(scripts/build-kube-component.sh kubectl)
 flock -u 9
 
-[[ -x $etcd && -x $apiserver ]] || fail "build scripts returned no binaries ('$etcd', '$apiserver')"
+[[ -x $etcd && -x $apiserver && -x $controller_manager && -x $kubectl ]] \
+    || fail "build scripts returned no binaries ('$etcd', '$apiserver', '$controller_manager', '$kubectl')"
 log "etcd: $("$etcd" --version | head -1)"
 log "kube-apiserver: $("$apiserver" --version)"
+log "kube-controller-manager: $("$controller_manager" --version)"
+log "kubectl: $("$kubectl" version --client | head -1)"
 elapsed_ms=$((($(date +%s%N) - started_ns) / 1000000))
 log "setup took $((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))s"
 
 printf 'export RAYSCALE_ETCD=%q\n' "$etcd"
 printf 'export RAYSCALE_KUBE_APISERVER=%q\n' "$apiserver"
+printf 'export RAYSCALE_KUBE_CONTROLLER_MANAGER=%q\n' "$controller_manager"
+printf 'export RAYSCALE_KUBECTL=%q\n' "$kubectl"

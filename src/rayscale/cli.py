@@ -26,6 +26,7 @@ app = typer.Typer(
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -369,6 +370,112 @@ def bench_apiserver(
     from rayscale.bench.apiserver import main as run
 
     raise typer.Exit(run(clusters, requests, json_output))
+
+
+@app.command("crds")
+def crds_cmd() -> None:
+    """Print the ray.io/v1 CRDs (RayCluster, RayJob) as YAML, for `kubectl apply -f -`."""
+    from rayscale.builders.crds import crds_yaml
+
+    sys.stdout.write(crds_yaml())
+
+
+@app.command("operator")
+def operator_cmd(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)"),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Watch only these namespaces")
+    ] = None,
+    install_crds: Annotated[
+        bool, typer.Option("--install-crds/--no-install-crds", help="Apply the ray.io CRDs first")
+    ] = False,
+) -> None:
+    """Run the RayCluster operator (kopf): head, service, workers, RBAC, token, status."""
+    import asyncio
+    import logging
+
+    from rayscale.kube import operator
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    config = kubeconfig or operator.default_kubeconfig()
+    if config is not None and not config.is_file():
+        fail(f"kubeconfig {config}: no such file; pass --kubeconfig or set KUBECONFIG")
+    if install_crds:
+        from lightkube import Client, KubeConfig
+
+        from rayscale.kube.crds import install_crds as install
+
+        client = Client(config=KubeConfig.from_file(config) if config else None)
+        install(client)
+        client.close()
+    asyncio.run(operator.run(config, namespaces=tuple(namespace or ())))
+
+
+@app.command("autoscaler")
+def autoscaler_cmd(
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="RayCluster name (default $RAY_CLUSTER_NAME)")
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", help="Its namespace (default $RAY_CLUSTER_NAMESPACE)"),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig (default: the pod's service account)")
+    ] = None,
+    gcs: Annotated[str, typer.Option("--gcs", help="Ray GCS address")] = "127.0.0.1:6379",
+    period: Annotated[float, typer.Option("--period", min=0.1, help="Plan at least every S")] = 1.0,
+) -> None:
+    """The autoscaler sidecar of a RayCluster's head pod (reads Ray, patches the CR)."""
+    import logging
+    import os
+    import threading
+
+    from rayscale import sidecar
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    name = cluster or os.environ.get("RAY_CLUSTER_NAME")
+    ns = namespace or os.environ.get("RAY_CLUSTER_NAMESPACE") or "default"
+    if not name:
+        fail("no cluster name: pass --cluster NAME or set RAY_CLUSTER_NAME")
+    if kubeconfig is not None and not kubeconfig.is_file():
+        fail(f"kubeconfig {kubeconfig}: no such file")
+    stop = threading.Event()
+    sidecar.handle_signals(stop)
+    try:
+        sidecar.run(
+            name,
+            ns,
+            config=sidecar.kube_config(kubeconfig),
+            view=lambda s: sidecar.connect_gcs(gcs, s, timeout=600),
+            stop=stop,
+            period=period,
+            address=gcs,
+        )
+    except LookupError as exc:
+        fail(str(exc))
+
+
+@bench_app.command("sidecar")
+def bench_sidecar(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    trials: Annotated[int, typer.Option(min=1, help="Actors created, one per trial")] = 5,
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """The Kubernetes sidecar: pending demand in GCS -> RayCluster patched; its RSS.
+
+    Needs the k8s tier's binaries (eval "$(scripts/setup-k8s.sh)") and starts a Ray head.
+    """
+    from rayscale.bench.sidecar import main as run
+    from rayscale.testing.kube import KubeBinariesMissing
+
+    try:
+        raise typer.Exit(run(json_output, trials, period))
+    except KubeBinariesMissing as exc:
+        fail(str(exc))
 
 
 @bench_app.command("e2e")

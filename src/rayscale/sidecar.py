@@ -1,0 +1,145 @@
+"""``rayscale autoscaler``: the autoscaler sidecar of a RayCluster's head pod.
+
+A composition root (like the local supervisor): the same loop and planner as locally, with
+Ray's GCS as the :class:`RayView` (:mod:`rayscale.ray.gcs`) and the RayCluster CR as the
+backend (:mod:`rayscale.kube`). The CR and its pods come from a watch-fed cache, so the loop
+may read several times a second without loading the API server.
+
+Its log carries every decision with its reason (the loop logs them) and the ``ray status``
+style block whenever it changes, and at least every minute, as Ray's sidecar does.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lightkube import Client, KubeConfig
+
+from rayscale.autoscaler.loop import Autoscaler, TickReport
+from rayscale.autoscaler.scale import RayView
+from rayscale.autoscaler.status import build_status, format_status, ray_status_payload
+from rayscale.kube.backend import KubeBackend
+from rayscale.kube.cache import ClusterCache
+from rayscale.kube.resources import cluster_spec
+from rayscale.planner import GroupConfig
+from rayscale.spec import to_group_configs
+from rayscale.waiting import StopWaiting, wait_until
+
+log = logging.getLogger("rayscale.sidecar")
+
+STATUS_EVERY_S = 60.0
+RAY_STATUS_REFRESH_S = 10.0
+DEFAULT_GCS = "127.0.0.1:6379"  # the sidecar shares the head pod's network
+
+
+def kube_config(kubeconfig: Path | None) -> KubeConfig:
+    """A kubeconfig file, else the pod's service account (in-cluster)."""
+    return KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_service_account()
+
+
+@dataclass
+class StatusLog:
+    """Logs the status block when it changes (or every ``every_s``) and publishes Ray's own
+    ``ray status`` document; one per sidecar."""
+
+    name: str
+    address: str
+    groups: tuple[GroupConfig, ...]
+    view: RayView
+    loop_errors: Callable[[], int]
+    every_s: float = STATUS_EVERY_S
+    clock: Callable[[], float] = time.monotonic
+    _logged: tuple[float, Any] = (float("-inf"), None)
+    _published: tuple[float, Any] = (float("-inf"), None)
+    lines: list[str] = field(default_factory=list)
+
+    def __call__(self, report: TickReport) -> None:
+        status = build_status(self.name, self.address, self.groups, report, (), self.loop_errors())
+        key = status.model_dump(exclude={"updated_at", "iteration_seconds", "plan_seconds"})
+        now = self.clock()
+        if key != self._logged[1] or now - self._logged[0] >= self.every_s:
+            text = format_status(status)
+            log.info("\n%s", text)
+            self.lines = text.splitlines()
+            self._logged = (now, key)
+        if key != self._published[1] or now - self._published[0] >= RAY_STATUS_REFRESH_S:
+            try:
+                self.view.publish_status(ray_status_payload(status))
+                self._published = (now, key)
+            except Exception as exc:
+                log.warning("could not publish ray status: %s", exc)
+
+
+def connect_gcs(address: str, stop: threading.Event, timeout: float) -> RayView:
+    """Ray's GCS at ``address``, once it answers (the sidecar may start before Ray)."""
+    from rayscale.ray.gcs import GcsView
+
+    def attempt() -> RayView | None:
+        if stop.is_set():
+            raise StopWaiting("stopped before Ray's GCS answered")
+        try:
+            view = GcsView(address)
+            view.nodes_and_demand()
+            return view
+        except Exception as exc:
+            log.info("waiting for Ray's GCS at %s: %s", address, exc)
+            return None
+
+    return wait_until(attempt, timeout, f"Ray's GCS at {address}", interval=1.0)
+
+
+def run(
+    name: str,
+    namespace: str,
+    *,
+    config: KubeConfig,
+    view: Callable[[threading.Event], RayView],
+    stop: threading.Event,
+    period: float = 1.0,
+    read_period: float = 0.1,
+    on_ready: Callable[[Autoscaler, StatusLog], None] | None = None,
+    address: str = DEFAULT_GCS,
+) -> None:
+    """Run the sidecar until ``stop`` is set."""
+    client = Client(config=config, field_manager="rayscale-autoscaler")
+    with ClusterCache(config, name, namespace) as cache:
+        raw = cache.cluster()
+        if raw is None:
+            raise LookupError(
+                f"RayCluster {namespace}/{name} not found: check --cluster/--namespace "
+                "(RAY_CLUSTER_NAME/RAY_CLUSTER_NAMESPACE)"
+            )
+        groups = to_group_configs(cluster_spec(raw))
+        ray = view(stop)
+        backend = KubeBackend(client, cache)
+        loop: Autoscaler | None = None
+        status = StatusLog(name, address, groups, ray, lambda: loop.failures if loop else 0)
+        loop = Autoscaler(groups, ray, backend, on_tick=status)
+        log.info(
+            "autoscaling RayCluster %s/%s: groups %s", namespace, name,
+            ", ".join(f"{g.name} [{g.min_replicas}..{g.max_replicas}]" for g in groups),
+        )  # fmt: skip
+        if on_ready is not None:
+            on_ready(loop, status)
+        try:
+            loop.run(stop, read_period, period)
+        finally:
+            client.close()
+
+
+def handle_signals(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("received signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
