@@ -39,7 +39,10 @@ class Shape:
 
 
 def prepare(index: ResourceIndex, resources: Mapping[str, float]) -> Shape:
-    vec = index.vector(resources)
+    return prepare_vector(index, index.vector(resources))
+
+
+def prepare_vector(index: ResourceIndex, vec: Vector) -> Shape:
     cols = vec.nonzero()[0]
     wanted = (vec > 0) & index.special_mask
     return Shape(vec, cols, vec[cols], not bool(wanted.any()), wanted)

@@ -18,6 +18,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from rayscale.planner.capacity import (
     NEW,
     PENDING,
@@ -26,6 +29,7 @@ from rayscale.planner.capacity import (
     Ledger,
     Shape,
     prepare,
+    prepare_vector,
 )
 from rayscale.planner.explain import MAX_EXAMPLES, Cause, held_back, infeasible, launch_reasons
 from rayscale.planner.groups import GroupTable, GroupTally, count_replicas
@@ -44,7 +48,16 @@ from rayscale.planner.model import (
 )
 from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.planner.scaledown import choose_deletions
-from rayscale.planner.shapes import EPS, ResourceIndex, add, clean, fits_count, sort_key
+from rayscale.planner.shapes import (
+    EPS,
+    ResourceIndex,
+    add,
+    clean,
+    fits_count,
+    is_special,
+    sort_key,
+)
+from rayscale.planner.shrink import shrink
 
 Limit = tuple[str, str]
 """(group, "max" | "conservative"): a limit that held demand back."""
@@ -80,20 +93,56 @@ def resource_names(inp: PlannerInput) -> set[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Launch:
-    group: str
-    replicas: int
+class _NewRow:
+    """A node this round launches: its ledger row, what for, and from which group."""
+
+    row: int
     cause: Cause
-    fallback: Mapping[str, float] | None = None
-    """The unasked special resources, when a special group takes plain work."""
+    group: int
+    """Index into the group table; changes when the node is shrunk."""
+    fallback: bool
+    """A group with an unasked special resource, taken because plain groups were full."""
+    first_of_replica: bool
+
+
+_Placed = tuple[DemandKind, int, int, int, int]
+"""(kind, index, ledger row, count, bundle): a Placement before new nodes get their names."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Mark:
     ledger: Checkpoint
     tallies: tuple[int, ...]
-    launches: int
+    new_rows: int
     placements: int
+
+
+def _bundle_order(
+    matrix: npt.NDArray[np.float64], index: ResourceIndex, scale: npt.NDArray[np.float64]
+) -> list[int]:
+    """Rows of ``matrix`` (one demand shape each), biggest first: special resources first
+    (more kinds, then more of them); then the largest dominant share of the groups' capacity
+    (a memory-bound shape is as big as a CPU-bound one that fills the same fraction of a node);
+    then shapes asking for more kinds of resource, so the flexible CPU-only ones come last and
+    fill what the others leave; then CPU, memory, and the input order."""
+    n = matrix.shape[0]
+    if n == 0:
+        return []
+    special = matrix[:, index.special_mask]
+    zero = np.zeros(n)
+    cpu = matrix[:, index.column["CPU"]] if "CPU" in index.column else zero
+    mem = matrix[:, index.column["memory"]] if "memory" in index.column else zero
+    keys = (
+        np.arange(n),
+        -mem,
+        -cpu,
+        -(matrix > 0).sum(axis=1),
+        -np.round((matrix / scale).max(axis=1), 9),
+        -special.sum(axis=1),
+        -(special > 0).sum(axis=1),
+    )
+    order: list[int] = np.lexsort(keys).tolist()
+    return order
 
 
 def _is_busy(node: NodeView) -> bool:
@@ -129,10 +178,10 @@ class _Round:
             kind = RUNNING if node.status == "running" else PENDING
             free = self.index.vector(node.available) if kind == RUNNING else total
             self.ledger.add_row(node.name, node.group, kind, free, total)
-        self.launches: list[_Launch] = []
-        self.placements: list[Placement] = []
+        self.new_rows: list[_NewRow] = []
+        self.placements: list[_Placed] = []
         self.unmet: list[UnmetDemand] = []
-        self._seq: dict[str, int] = {}
+        self.group_index = {t.config.name: i for i, t in enumerate(self.table.tallies)}
 
     # -- setup --------------------------------------------------------------------------------
     def _count_existing(self) -> None:
@@ -148,26 +197,20 @@ class _Round:
 
     # -- launching ----------------------------------------------------------------------------
     def _open(
-        self,
-        tally: GroupTally,
-        replicas: int,
-        cause: Cause,
-        fallback: Mapping[str, float] | None = None,
+        self, tally: GroupTally, replicas: int, cause: Cause, fallback: bool = False
     ) -> list[int]:
-        """Add ``replicas`` new replicas of ``tally``'s group to the ledger."""
-        vec = self.index.vector(tally.config.resources)
+        """Add ``replicas`` new replicas of ``tally``'s group to the ledger (named at the end,
+        once each node has its final group)."""
+        name = tally.config.name
+        group = self.group_index[name]
+        vec = self.table.caps[group]
         rows = []
-        for _ in range(replicas * tally.hosts):
-            name = f"new:{tally.config.name}:{self._new_seq(tally)}"
-            rows.append(self.ledger.add_row(name, tally.config.name, NEW, vec.copy(), vec.copy()))
+        for k in range(replicas * tally.hosts):
+            row = self.ledger.add_row("", name, NEW, vec.copy(), vec.copy())
+            rows.append(row)
+            self.new_rows.append(_NewRow(row, cause, group, fallback, k % tally.hosts == 0))
         tally.new += replicas
-        self.launches.append(_Launch(tally.config.name, replicas, cause, fallback))
         return rows
-
-    def _new_seq(self, tally: GroupTally) -> int:
-        seq = self._seq.get(tally.config.name, 0)
-        self._seq[tally.config.name] = seq + 1
-        return seq
 
     def launch_min_floor(self) -> None:
         for tally in self.tallies.values():
@@ -188,7 +231,7 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[Limit] = set()
-        for tally, per_node in self.table.ranked(shape, count):
+        for tally, per_node, fallback in self.table.openable(shape):
             if count <= 0:
                 break
             room, limit = tally.headroom()
@@ -198,7 +241,7 @@ class _Round:
             replicas = min(room, wanted)
             if replicas <= 0:
                 continue
-            new_rows = self._open(tally, replicas, cause)
+            new_rows = self._open(tally, replicas, cause, fallback)
             for row in new_rows:
                 take = min(per_node, count)
                 if take <= 0:
@@ -262,7 +305,7 @@ class _Round:
         return _Mark(
             self.ledger.checkpoint(),
             tuple(t.new for t in self.tallies.values()),
-            len(self.launches),
+            len(self.new_rows),
             len(self.placements),
         )
 
@@ -270,7 +313,7 @@ class _Round:
         self.ledger.rollback(mark.ledger)
         for tally, new in zip(self.tallies.values(), mark.tallies, strict=True):
             tally.new = new
-        del self.launches[mark.launches :]
+        del self.new_rows[mark.new_rows :]
         del self.placements[mark.placements :]
 
     def place_request_resources(self) -> None:
@@ -287,18 +330,16 @@ class _Round:
             self._record(DemandKind.REQUEST_RESOURCES, indices, resources, placed)
 
     def place_bundles(self) -> None:
-        order = sorted(
-            range(len(self.inp.demand.bundles)),
-            key=lambda i: sort_key(self.inp.demand.bundles[i].resources),
-        )
-        for i in order:
-            bundle: BundleDemand = self.inp.demand.bundles[i]
-            resources = clean(bundle.resources)
-            if bundle.count <= 0 or not resources:
+        bundles = self.inp.demand.bundles
+        matrix = self.index.matrix([b.resources for b in bundles])
+        for i in _bundle_order(matrix, self.index, self.table.scale):
+            bundle: BundleDemand = bundles[i]
+            if bundle.count <= 0:
                 continue
-            cause = Cause("task", bundle.count, resources)
-            placed = self._place_many(resources, bundle.count, cause)
-            self._record(DemandKind.TASK, [i] * bundle.count, resources, placed)
+            cause = Cause("task", bundle.count, bundle.resources)
+            shape = prepare_vector(self.index, matrix[i])
+            placed = self._place_many(bundle.resources, bundle.count, cause, shape=shape)
+            self._record(DemandKind.TASK, [i] * bundle.count, clean(bundle.resources), placed)
 
     def _place_many(
         self,
@@ -306,9 +347,10 @@ class _Round:
         count: int,
         cause: Cause,
         on_room: bool = False,
+        shape: Shape | None = None,
     ) -> tuple[list[tuple[int, int]], Reason | None, bool]:
         """Place ``count`` copies; returns placements, why the rest is unmet, infeasible?"""
-        shape = prepare(self.index, resources)
+        shape = shape or prepare(self.index, resources)
         placed, remaining = self._place_existing(shape, count, on_room)
         if remaining == 0:
             return placed, None, False
@@ -333,14 +375,14 @@ class _Round:
         placed, why, infeasible = outcome
         if kind is DemandKind.TASK:
             for row, take in placed:
-                self.placements.append(Placement(kind, indices[0], self.ledger.names[row], take))
+                self.placements.append((kind, indices[0], row, take, 0))
             done = sum(t for _, t in placed)
         else:
             it = iter(indices)
             done = 0
             for row, take in placed:
                 for _ in range(take):
-                    self.placements.append(Placement(kind, next(it), self.ledger.names[row]))
+                    self.placements.append((kind, next(it), row, 1, 0))
                     done += 1
         missing = len(indices) - done
         if missing > 0:
@@ -382,9 +424,14 @@ class _Round:
         )
         cause = Cause("placement_group", 1, combined, strategy.value, tuple(bundles))
 
+        why: Reason | None = None
+        infeasible = False
         if packed:
             why, infeasible = self._gang_packed(j, bundles, combined, cause)
-        else:
+        if why is not None and strategy is Strategy.PACK:
+            # PACK is best effort: bundles that fit no one node go wherever they fit.
+            self._rollback(mark)
+        if not packed or (why is not None and strategy is Strategy.PACK):
             why, infeasible = self._gang_spread(j, bundles, cause, strategy)
         if why is None:
             return
@@ -403,9 +450,9 @@ class _Round:
         placed, limits = self._place(shape, 1, cause)
         if not placed:
             return self._held_back(limits, combined, 1), False
-        node = self.ledger.names[placed[0][0]]
+        row = placed[0][0]
         for k in range(len(bundles)):
-            self.placements.append(Placement(DemandKind.PLACEMENT_GROUP, j, node, 1, k))
+            self.placements.append((DemandKind.PLACEMENT_GROUP, j, row, 1, k))
         return None, False
 
     def _gang_spread(
@@ -427,9 +474,7 @@ class _Round:
                 return self._held_back(limits, bundles[k], 1), False
             row = placed[0][0]
             used.add(row)
-            self.placements.append(
-                Placement(DemandKind.PLACEMENT_GROUP, j, self.ledger.names[row], 1, k)
-            )
+            self.placements.append((DemandKind.PLACEMENT_GROUP, j, row, 1, k))
         return None, False
 
     def _spread_impossible(self, bundles: Sequence[Mapping[str, float]]) -> Reason | None:
@@ -469,17 +514,13 @@ class _Round:
         deleted_replicas: dict[str, int] = defaultdict(int)
         for d in deletions:
             deleted_replicas[d.group] += d.replicas
-        launches: dict[str, list[_Launch]] = defaultdict(list)
-        for launch in self.launches:
-            launches[launch.group].append(launch)
+        launches = self._shrink_and_name()
         held = self._held_by_group()
         groups: dict[str, GroupDecision] = {}
         for name, tally in self.tallies.items():
             replicas = tally.existing + tally.new - deleted_replicas[name]
             replicas = min(replicas, tally.config.max_replicas)
-            reasons = launch_reasons(
-                name, ((x.cause, x.replicas, x.fallback) for x in launches.get(name, ()))
-            )
+            reasons = launch_reasons(name, launches.get(name, ()))
             reasons += [d.reason for d in deletions if d.group == name]
             reasons += keep_notes.get(name, [])
             reasons += held.get(name, [])[:MAX_EXAMPLES]
@@ -498,9 +539,43 @@ class _Round:
             groups=groups,
             delete=tuple(Deletion(n, d.group, d.reason) for d in deletions for n in d.nodes),
             unmet=tuple(self.unmet),
-            placements=tuple(self.placements),
+            placements=tuple(
+                Placement(kind, index, self.ledger.names[row], count, bundle)
+                for kind, index, row, count, bundle in self.placements
+            ),
             protected=protected,
         )
+
+    def _shrink_and_name(
+        self,
+    ) -> dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]]:
+        """Shrink the new nodes, name them ``new:<group>:<i>``, and list each group's launches
+        as (cause, replicas, unasked special resources of a fallback)."""
+        movable = [
+            nr for nr in self.new_rows if nr.cause.kind != "min" and self.table.single[nr.group]
+        ]
+        groups = [nr.group for nr in movable]
+        shrink(self.table, self.ledger, [nr.row for nr in movable], groups)
+        final = {nr.row: g for nr, g in zip(movable, groups, strict=True)}
+        seq: dict[str, int] = defaultdict(int)
+        out: dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]] = defaultdict(list)
+        for nr in self.new_rows:
+            tally = self.table.tallies[final.get(nr.row, nr.group)]
+            name = tally.config.name
+            self.ledger.names[nr.row] = f"new:{name}:{seq[name]}"
+            seq[name] += 1
+            if not nr.first_of_replica:
+                continue
+            extras = None
+            if nr.fallback:
+                asked = nr.cause.resources
+                extras = {
+                    k: float(v)
+                    for k, v in tally.config.resources.items()
+                    if v and is_special(k) and not asked.get(k)
+                }
+            out[name].append((nr.cause, 1, extras))
+        return out
 
     def _held_by_group(self) -> dict[str, list[Reason]]:
         """Each group's HOLD lines: held-back demand one of whose limits is that group's."""
