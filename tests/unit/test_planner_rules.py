@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from rayscale.bench.checker import check_plan
 from rayscale.planner import (
     HEAD_GROUP,
     BundleDemand,
@@ -23,7 +24,6 @@ from rayscale.planner import (
     plan,
 )
 from rayscale.planner.reasons import Reason, ReasonCode
-from tests.unit.plan_checker import check_plan
 
 pytestmark = pytest.mark.unit
 
@@ -505,3 +505,18 @@ def test_checker_rejects_broken_plans(mutate: Callable[[Plan], Plan]) -> None:
     check_plan(inp, good)
     with pytest.raises(AssertionError):
         check_plan(inp, mutate(good))
+
+
+def test_checker_rejects_a_node_that_could_be_a_smaller_group() -> None:
+    inp = PlannerInput((CPU4, CPU16), (head(),), bundles((CPU1, 3)))
+    good = plan(inp)
+    check_plan(inp, good)
+    assert {x.node for x in good.placements} == {"new:cpu4:0"}
+    groups = {
+        "cpu4": dataclasses.replace(good.groups["cpu4"], launch=0, replicas=0),
+        "cpu16": dataclasses.replace(good.groups["cpu16"], launch=1, replicas=1),
+    }
+    placements = tuple(dataclasses.replace(x, node="new:cpu16:0") for x in good.placements)
+    bigger = dataclasses.replace(good, groups=groups, placements=placements)
+    with pytest.raises(AssertionError, match="smaller group cpu4"):
+        check_plan(inp, bigger)
