@@ -121,10 +121,11 @@ def _bundle_order(
     matrix: npt.NDArray[np.float64], index: ResourceIndex, scale: npt.NDArray[np.float64]
 ) -> list[int]:
     """Rows of ``matrix`` (one demand shape each), biggest first: special resources first
-    (more kinds, then more of them); then the largest dominant share of the groups' capacity
-    (a memory-bound shape is as big as a CPU-bound one that fills the same fraction of a node);
-    then shapes asking for more kinds of resource, so the flexible CPU-only ones come last and
-    fill what the others leave; then CPU, memory, and the input order."""
+    (more kinds, then more of them); then the largest size, the sum of the shape's shares of
+    the groups' largest capacity per resource (memory counts as much as CPU, so memory-bound
+    work is not packed after CPU-bound work of the same weight and stranded); then shapes
+    asking for more kinds of resource, so the flexible CPU-only ones come last and fill what
+    the others leave; then CPU, memory, and the input order."""
     n = matrix.shape[0]
     if n == 0:
         return []
@@ -137,7 +138,7 @@ def _bundle_order(
         -mem,
         -cpu,
         -(matrix > 0).sum(axis=1),
-        -np.round((matrix / scale).max(axis=1), 9),
+        -np.round((matrix / scale).sum(axis=1), 9),
         -special.sum(axis=1),
         -(special > 0).sum(axis=1),
     )
