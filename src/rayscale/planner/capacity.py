@@ -10,7 +10,7 @@ Every change is journalled so that an all-or-nothing gang can be rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +63,7 @@ class Ledger:
         self.names: list[str] = []
         self.groups: list[str] = []
         self.kinds: list[int] = []
-        self._journal: list[tuple[int, Vector, bool]] = []
+        self._journal: list[tuple[int | npt.NDArray[np.intp], Vector, bool]] = []
 
     # -- rows ---------------------------------------------------------------------------------
     def add_row(self, name: str, group: str, kind: int, free: Vector, total: Vector) -> int:
@@ -81,6 +81,50 @@ class Ledger:
         self.kinds.append(kind)
         self.n += 1
         return row
+
+    def add_block(
+        self,
+        names: Sequence[str],
+        groups: Sequence[str],
+        kinds: Sequence[int],
+        free: npt.NDArray[np.float64],
+        total: npt.NDArray[np.float64],
+    ) -> None:
+        """Rows for many existing nodes at once (``free``/``total``: one row per node)."""
+        count = len(names)
+        while self.n + count > self.free.shape[0]:
+            self._grow()
+        block = slice(self.n, self.n + count)
+        self.free[block] = free
+        self.room[block] = total
+        specials = (total > 0) & self.index.special_mask
+        self.specials[block] = specials
+        self.has_special[block] = specials.any(axis=1)
+        self.uses[block] = 0
+        self.room_uses[block] = 0
+        self.names.extend(names)
+        self.groups.extend(groups)
+        self.kinds.extend(kinds)
+        self.n += count
+
+    def add_rows(self, count: int, group: str, kind: int, total: Vector) -> range:
+        """``count`` identical empty rows (new nodes of one group), named later."""
+        while self.n + count > self.free.shape[0]:
+            self._grow()
+        rows = range(self.n, self.n + count)
+        block = slice(self.n, self.n + count)
+        self.free[block] = total
+        self.room[block] = total
+        specials = (total > 0) & self.index.special_mask
+        self.specials[block] = specials
+        self.has_special[block] = bool(specials.any())
+        self.uses[block] = 0
+        self.room_uses[block] = 0
+        self.names.extend([""] * count)
+        self.groups.extend([group] * count)
+        self.kinds.extend([kind] * count)
+        self.n += count
+        return rows
 
     def _grow(self) -> None:
         size = self.free.shape[0] * 2
@@ -136,6 +180,20 @@ class Ledger:
             self.free[row] -= delta
             self.uses[row] += 1
         self._journal.append((row, delta, on_room))
+
+    def take_many(
+        self, rows: Sequence[int], shape: Shape, counts: Sequence[int], on_room: bool = False
+    ) -> None:
+        """:meth:`take` on many rows at once (one journal entry)."""
+        index = np.asarray(rows, dtype=np.intp)
+        delta = np.outer(np.asarray(counts, dtype=np.float64), shape.vec)
+        if on_room:
+            self.room[index] -= delta
+            self.room_uses[index] += 1
+        else:
+            self.free[index] -= delta
+            self.uses[index] += 1
+        self._journal.append((index, delta, on_room))
 
     # -- all-or-nothing -----------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:

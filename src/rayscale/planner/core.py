@@ -174,11 +174,14 @@ class _Round:
         self.table = GroupTable(self.index, list(self.tallies.values()))
         self.nodes = sorted(inp.nodes, key=_preference)
         self.ledger = Ledger(self.index, len(self.nodes) + 64)
-        for node in self.nodes:
-            total = self.index.vector(node.total)
-            kind = RUNNING if node.status == "running" else PENDING
-            free = self.index.vector(node.available) if kind == RUNNING else total
-            self.ledger.add_row(node.name, node.group, kind, free, total)
+        totals = self.index.matrix([n.total for n in self.nodes])
+        free = self.index.matrix(
+            [n.available if n.status == "running" else n.total for n in self.nodes]
+        )
+        kinds = [RUNNING if n.status == "running" else PENDING for n in self.nodes]
+        self.ledger.add_block(
+            [n.name for n in self.nodes], [n.group for n in self.nodes], kinds, free, totals
+        )
         self.new_rows: list[_NewRow] = []
         self.placements: list[_Placed] = []
         self.unmet: list[UnmetDemand] = []
@@ -204,14 +207,13 @@ class _Round:
         once each node has its final group)."""
         name = tally.config.name
         group = self.group_index[name]
-        vec = self.table.caps[group]
-        rows = []
-        for k in range(replicas * tally.hosts):
-            row = self.ledger.add_row("", name, NEW, vec.copy(), vec.copy())
-            rows.append(row)
-            self.new_rows.append(_NewRow(row, cause, group, fallback, k % tally.hosts == 0))
+        rows = self.ledger.add_rows(replicas * tally.hosts, name, NEW, self.table.caps[group])
+        hosts = tally.hosts
+        self.new_rows += [
+            _NewRow(row, cause, group, fallback, k % hosts == 0) for k, row in enumerate(rows)
+        ]
         tally.new += replicas
-        return rows
+        return list(rows)
 
     def launch_min_floor(self) -> None:
         for tally in self.tallies.values():
@@ -275,11 +277,15 @@ class _Round:
         placed: list[tuple[int, int]] = []
         for row, fit in self.ledger.fit_rows(shape, count, on_room, exclude):
             take = min(fit, count)
-            self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
             count -= take
             if count == 0 or exclude is not None:
                 break
+        if len(placed) == 1:
+            self.ledger.take(placed[0][0], shape, placed[0][1], on_room)
+        elif placed:
+            rows, takes = zip(*placed, strict=True)
+            self.ledger.take_many(rows, shape, takes, on_room)
         return placed, count
 
     def _place_new(
@@ -291,15 +297,18 @@ class _Round:
         exclude: set[int] | None,
     ) -> tuple[list[tuple[int, int]], set[Limit]]:
         """Launch nodes for ``count`` copies and place them there."""
-        placed: list[tuple[int, int]] = []
         rows, takes, limits = self._launch_for(shape, count, cause)
+        if exclude is None:
+            if rows:
+                self.ledger.take_many(rows, shape, takes, on_room)
+            return list(zip(rows, takes, strict=True)), limits
+        placed: list[tuple[int, int]] = []
         for row, take in zip(rows, takes, strict=True):
-            if exclude is not None and row in exclude:
+            if row in exclude:
                 continue
             self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
-            if exclude is not None:
-                break
+            break
         return placed, limits
 
     def _checkpoint(self) -> _Mark:
