@@ -36,6 +36,8 @@ class Shape:
     need: Vector
     plain: bool  # asks for no special resource
     specials_wanted: npt.NDArray[np.bool_]
+    col_list: list[int]
+    need_list: list[float]
 
 
 def prepare(index: ResourceIndex, resources: Mapping[str, float]) -> Shape:
@@ -45,7 +47,9 @@ def prepare(index: ResourceIndex, resources: Mapping[str, float]) -> Shape:
 def prepare_vector(index: ResourceIndex, vec: Vector) -> Shape:
     cols = vec.nonzero()[0]
     wanted = (vec > 0) & index.special_mask
-    return Shape(vec, cols, vec[cols], not bool(wanted.any()), wanted)
+    need = vec[cols]
+    plain = not wanted.any()
+    return Shape(vec, cols, need, plain, wanted, cols.tolist(), need.tolist())
 
 
 class Ledger:
@@ -146,8 +150,8 @@ class Ledger:
         """Up to ``limit`` (row, copies that fit) pairs, in preference order: rows carrying
         special resources the shape does not ask for go last; ``exclude`` is skipped."""
         matrix = (self.room if on_room else self.free)[: self.n]
-        cols = shape.cols.tolist()
-        need = shape.need.tolist()
+        cols = shape.col_list
+        need = shape.need_list
         if not cols:
             return []
         ratio: npt.NDArray[np.float64] = matrix[:, cols[0]] / need[0]

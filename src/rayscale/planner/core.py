@@ -344,12 +344,24 @@ class _Round:
         matrix = self.index.matrix([b.resources for b in bundles])
         for i in _bundle_order(matrix, self.index, self.table.scale):
             bundle: BundleDemand = bundles[i]
-            if bundle.count <= 0:
-                continue
-            cause = Cause("task", bundle.count, bundle.resources)
             shape = prepare_vector(self.index, matrix[i])
-            placed = self._place_many(bundle.resources, bundle.count, cause, shape=shape)
-            self._record(DemandKind.TASK, [i] * bundle.count, clean(bundle.resources), placed)
+            if bundle.count <= 0 or not shape.col_list:
+                continue  # asks for nothing: nothing to place
+            cause = Cause("task", bundle.count, bundle.resources)
+            placed, why, infeasible = self._place_many(
+                bundle.resources, bundle.count, cause, shape=shape
+            )
+            done = 0
+            for row, take in placed:
+                self.placements.append((DemandKind.TASK, i, row, take, 0))
+                done += take
+            if done < bundle.count:
+                assert why is not None, "unplaced demand without a reason"
+                resources = clean(bundle.resources)
+                missing = bundle.count - done
+                self.unmet.append(
+                    UnmetDemand(DemandKind.TASK, i, resources, missing, why, infeasible)
+                )
 
     def _place_many(
         self,
