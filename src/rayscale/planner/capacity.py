@@ -158,6 +158,8 @@ class Ledger:
         for col, amount in zip(cols[1:], need[1:], strict=True):
             np.minimum(ratio, matrix[:, col] / amount, out=ratio)
         ratio += EPS
+        if limit == 1 and not exclude:
+            return self._first_fit(ratio, shape)
         copies = np.floor(ratio, out=ratio)
         pos = (copies >= 1).nonzero()[0]
         if pos.size == 0:
@@ -174,6 +176,20 @@ class Ledger:
         window = limit + len(exclude or ())
         pairs = zip(rows[:window].tolist(), copies[pos[:window]].tolist(), strict=True)
         return [(r, int(k)) for r, k in pairs if not exclude or r not in exclude][:limit]
+
+    def _first_fit(self, ratio: npt.NDArray[np.float64], shape: Shape) -> list[tuple[int, int]]:
+        """:meth:`fit_rows` for one copy: the first row that holds it, plainer rows first."""
+        ok = ratio >= 1.0
+        if shape.plain:
+            first = ok & ~self.has_special[: ok.size]
+        else:
+            unasked = (self.specials[: ok.size] & ~shape.specials_wanted).any(axis=1)
+            first = ok & ~unasked
+        for mask in (first, ok):
+            row = int(mask.argmax())
+            if mask[row]:
+                return [(row, int(ratio[row]))]
+        return []
 
     def take(self, row: int, shape: Shape, count: int, on_room: bool = False) -> None:
         delta = shape.vec * count
