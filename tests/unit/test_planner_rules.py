@@ -458,6 +458,19 @@ def test_a_node_never_shrinks_onto_an_unasked_accelerator() -> None:
     assert (result.groups["c16"].launch, result.groups["g"].launch) == (1, 0)
 
 
+def test_a_large_node_shrinks_early_to_free_its_group_for_work_only_it_holds() -> None:
+    """Found by the property test: the GPU task first opens the larger GPU group (both hold
+    one copy); the 4-CPU task fits only that group, at max 1. Shrinking the GPU node to the
+    small group frees it."""
+    g0 = GroupConfig("g0", {"CPU": 1, "GPU": 1}, 0, 1)
+    g1 = GroupConfig("g1", {"CPU": 4, "GPU": 1}, 0, 1)
+    inp = PlannerInput((g0, g1), (head(),), bundles(({"CPU": 0.5, "GPU": 1}, 1), ({"CPU": 4}, 1)))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["g0"].launch, result.groups["g1"].launch) == (1, 1)
+
+
 def test_plans_are_deterministic() -> None:
     c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
     c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 3)

@@ -92,7 +92,7 @@ def resource_names(inp: PlannerInput) -> set[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _NewRow:
     """A node this round launches: its ledger row, what for, and from which group."""
 
@@ -112,7 +112,6 @@ _Placed = tuple[DemandKind, int, int, int, int]
 @dataclass(frozen=True, slots=True)
 class _Mark:
     ledger: Checkpoint
-    tallies: tuple[int, ...]
     new_rows: int
     placements: int
 
@@ -239,6 +238,8 @@ class _Round:
                 break
             room, limit = tally.headroom()
             wanted = math.ceil(math.ceil(count / per_node) / tally.hosts)
+            if room < wanted and self._shrink_nodes(tally):
+                room, limit = tally.headroom()
             if room < wanted:
                 limits.add((tally.config.name, limit))
             replicas = min(room, wanted)
@@ -314,17 +315,20 @@ class _Round:
     def _checkpoint(self) -> _Mark:
         return _Mark(
             self.ledger.checkpoint(),
-            tuple(t.new for t in self.tallies.values()),
             len(self.new_rows),
             len(self.placements),
         )
 
     def _rollback(self, mark: _Mark) -> None:
         self.ledger.rollback(mark.ledger)
-        for tally, new in zip(self.tallies.values(), mark.tallies, strict=True):
-            tally.new = new
         del self.new_rows[mark.new_rows :]
         del self.placements[mark.placements :]
+        # A node shrunk since the mark keeps its smaller group, so count from the rows.
+        for tally in self.tallies.values():
+            tally.new = 0
+        for nr in self.new_rows:
+            if nr.first_of_replica:
+                self.table.tallies[nr.group].new += 1
 
     def place_request_resources(self) -> None:
         by_shape: dict[tuple[tuple[str, float], ...], list[int]] = defaultdict(list)
@@ -568,21 +572,38 @@ class _Round:
             protected=protected,
         )
 
+    def _shrink_nodes(self, tally: GroupTally | None = None) -> bool:
+        """Shrink this round's new nodes (of ``tally``'s group only, when given) to their
+        smallest suitable group; True when one moved. Run at the end, and early when a
+        group's limit binds: a node opened large may free the room another shape needs."""
+        only = None if tally is None else self.group_index[tally.config.name]
+        movable = [
+            nr
+            for nr in self.new_rows
+            if nr.cause.kind != "min"
+            and self.table.single[nr.group]
+            and (only is None or nr.group == only)
+        ]
+        if not movable:
+            return False
+        groups = [nr.group for nr in movable]
+        shrink(self.table, self.ledger, [nr.row for nr in movable], groups)
+        moved = False
+        for nr, g in zip(movable, groups, strict=True):
+            moved = moved or g != nr.group
+            nr.group = g
+        return moved
+
     def _shrink_and_name(
         self,
     ) -> dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]]:
         """Shrink the new nodes, name them ``new:<group>:<i>``, and list each group's launches
         as (cause, replicas, unasked special resources of a fallback)."""
-        movable = [
-            nr for nr in self.new_rows if nr.cause.kind != "min" and self.table.single[nr.group]
-        ]
-        groups = [nr.group for nr in movable]
-        shrink(self.table, self.ledger, [nr.row for nr in movable], groups)
-        final = {nr.row: g for nr, g in zip(movable, groups, strict=True)}
+        self._shrink_nodes()
         seq: dict[str, int] = defaultdict(int)
         out: dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]] = defaultdict(list)
         for nr in self.new_rows:
-            tally = self.table.tallies[final.get(nr.row, nr.group)]
+            tally = self.table.tallies[nr.group]
             name = tally.config.name
             self.ledger.names[nr.row] = f"new:{name}:{seq[name]}"
             seq[name] += 1
