@@ -496,15 +496,26 @@ def bench_planner(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per scenario")
     ] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer repeats (noisier)")] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Give Ray's schedulers 600 s a call and repeat more (long)"),
+    ] = False,
     scenario: Annotated[
-        list[str] | None, typer.Option("--scenario", help="Run only these (S1..S5)")
+        list[str] | None, typer.Option("--scenario", help="Run only these (S1..S6)")
+    ] = None,
+    table_from: Annotated[
+        str | None,
+        typer.Option("--table-from", help="Render the table from a saved --json run"),
     ] = None,
 ) -> None:
-    """rayscale's planner vs Ray 2.60's v1 and v2 schedulers on the same seeded inputs."""
+    """rayscale's planner vs Ray 2.60's v1 and v2 schedulers on the same seeded inputs.
+
+    With no flags it takes a few minutes: Ray's calls are cut at 15 s and reported as lower
+    bounds.
+    """
     from rayscale.bench.planner_bench import main as run
 
-    raise typer.Exit(run(json_output, quick=quick, scenarios=scenario))
+    raise typer.Exit(run(json_output, full=full, scenarios=scenario, table_from=table_from))
 
 
 def main() -> None:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 from collections.abc import Callable
 
 import pytest
 
-from rayscale.bench import planner_bench, scenarios
-from rayscale.bench.planner_bench import (
-    BenchTimeout,
-    check,
-    deadline,
-    max_launch,
-    time_runs,
-    verify_certificate,
-)
+from rayscale.bench import planner_bench, scenarios, timing
+from rayscale.bench.checker import check, max_launch, verify_certificate
 from rayscale.bench.ray_anchors import AnchorRun, V1Anchor, V2Anchor, quiet_ray_loggers
+from rayscale.bench.timing import BenchTimeout, deadline, time_isolated, time_runs
 from rayscale.planner.model import (
     HEAD_GROUP,
     BundleDemand,
@@ -127,7 +122,7 @@ def _v2(inp: PlannerInput) -> AnchorRun:
 
 
 def _rayscale(inp: PlannerInput) -> AnchorRun:
-    return planner_bench.rayscale_runner(inp)()
+    return timing.rayscale_runner(inp)()
 
 
 RUNS = [
@@ -201,6 +196,7 @@ class TestChecker:
     def test_accepts_exact_launch(self) -> None:
         r = check(scenarios.tiny().input, {"cpu1": 3})
         assert r.satisfied and r.nodes == 3 and r.cpus == 3.0 and r.gpus == 0.0
+        assert r.memory_gib == 0.0
 
     def test_rejects_under_provisioned(self) -> None:
         r = check(scenarios.tiny().input, {"cpu1": 2})
@@ -245,7 +241,7 @@ class TestChecker:
     def test_counts_gpus(self) -> None:
         inp = scenarios.s5().input
         r = check(inp, {"gpu": 2, "cpu": 49})
-        assert r.gpus == 8.0 and r.cpus == 51 * 16
+        assert r.gpus == 8.0 and r.cpus == 51 * 16 and r.memory_gib == 51 * 64
 
     def test_unknown_node_type_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="nope"):
@@ -319,24 +315,56 @@ def test_deadline_raises_inside_block() -> None:
 
 
 def test_unavailable_runner_reported() -> None:
-    def missing() -> planner_bench.Runner:
+    def missing() -> timing.Runner:
         raise ImportError("no module named rayscale.planner.core")
 
     assert time_runs(missing, 1, 1, 1).status == "unavailable"
 
 
+def test_isolated_timing_runs_in_a_child_and_reports_back() -> None:
+    parent = os.getpid()
+
+    def runner() -> AnchorRun:
+        return AnchorRun(launch={"pid": os.getpid()}, elapsed_ms=1.0)
+
+    timed = time_isolated(lambda: runner, repeats=2, timeout_s=5, budget_s=5)
+    assert timed.status == "ok" and timed.times_ms == [1.0, 1.0]
+    assert timed.run is not None and timed.run.launch["pid"] != parent
+
+
+def test_isolated_timing_reports_a_crash() -> None:
+    def make() -> timing.Runner:
+        os._exit(3)
+
+    timed = time_isolated(make, repeats=1, timeout_s=5, budget_s=5)
+    assert timed.status == "error" and "exit 3" in timed.notes[0]
+
+
+def test_rayscale_runner_checks_its_plan() -> None:
+    out = timing.rayscale_runner(scenarios.s5().input)()
+    assert out.extra["plan_check"] == "ok"
+
+
 def test_main_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = planner_bench.main(True, quick=True, scenarios=["S5"])
+    rc = planner_bench.main(True, scenarios=["S5"])
     lines = capsys.readouterr().out.strip().splitlines()
     row = json.loads(lines[-1])
     for key in ("scenario", "bundles", "shapes", "nodes", "node_types", "rayscale_ms",
                 "ray_v1_ms", "ray_v2_ms", "rayscale_launch", "ray_v1_launch", "ray_v2_launch",
                 "rayscale_satisfied", "ray_v1_satisfied", "ray_v2_satisfied", "rayscale_cpus",
-                "ray_v1_gpus", "speedup_vs_best_ray"):
+                "ray_v1_gpus", "speedup_vs_best_ray", "rayscale_launched_nodes",
+                "ray_v1_launched_nodes", "ray_v2_launched_nodes", "rayscale_memory_gib",
+                "ray_v2_memory_gib", "rayscale_plan_check"):
         assert key in row
     assert row["ray_v2_satisfied"] is True
     assert rc == (0 if HAS_PLANNER and row["rayscale_satisfied"] else 1)
 
 
 def test_main_unknown_scenario() -> None:
-    assert planner_bench.main(True, quick=True, scenarios=["S9"]) == 2
+    assert planner_bench.main(True, scenarios=["S9"]) == 2
+
+
+def test_s6_size() -> None:
+    sc = scenarios.s6(bundles=2_000, nodes=200)
+    assert (sc.bundles, sc.nodes, sc.node_types) == (2_000, 200, 50)
+    assert len(sc.input.demand.placement_groups) == 4

@@ -1,4 +1,4 @@
-"""Property tests: random snapshots, every plan checked by the independent plan_checker."""
+"""Property tests: random snapshots, each plan checked by rayscale.bench.checker."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rayscale.bench.checker import check_plan
 from rayscale.planner import (
     HEAD_GROUP,
     BundleDemand,
@@ -17,7 +18,6 @@ from rayscale.planner import (
     Strategy,
     plan,
 )
-from tests.unit.plan_checker import check_plan
 
 pytestmark = pytest.mark.unit
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from rayscale.bench.checker import check_plan
 from rayscale.planner import (
     HEAD_GROUP,
     BundleDemand,
@@ -23,7 +24,6 @@ from rayscale.planner import (
     plan,
 )
 from rayscale.planner.reasons import Reason, ReasonCode
-from tests.unit.plan_checker import check_plan
 
 pytestmark = pytest.mark.unit
 
@@ -123,12 +123,12 @@ CASES = {
     "no-gpu-node-for-cpu-work": Case(
         (GPU, CPU2), demand=bundles((CPU1, 8)), replicas={"gpu": 0, "cpu2": 4}
     ),
-    "no-gpu-node-even-when-plain-group-is-capped": Case(
+    "gpu-group-is-the-fallback-once-every-plain-group-is-at-max": Case(
         (GPU, dataclasses.replace(CPU2, max_replicas=1)),
         demand=bundles((CPU1, 8)),
-        replicas={"gpu": 0, "cpu2": 1},
-        held_back=1,
-        reason_has=("maxReplicas=1",),
+        replicas={"gpu": 1, "cpu2": 1},
+        reason_has=("gpu carries {GPU: 4} that the demand does not ask for",),
+        extra=lambda p: _has_code(p, "gpu", ReasonCode.FALLBACK_SPECIAL_GROUP),
     ),
     "gpu-node-for-gpu-work": Case(
         (GPU, CPU2), demand=bundles(({"CPU": 1, "GPU": 1}, 2)), replicas={"gpu": 1, "cpu2": 0}
@@ -348,6 +348,137 @@ def test_deletion_reason_and_head_untouched() -> None:
     assert deletion.reason.text() == "delete w1: idle 61 s ≥ 60 s idle timeout"
 
 
+def _has_code(p: Plan, group: str, code: ReasonCode) -> None:
+    assert code in {r.code for r in p.groups[group].reasons}, p.groups[group].reasons
+
+
+# --- issue 9, part 0: the four packing bugs, built from the cases in the issue --------------
+GI = 2.0**30
+
+
+def _pod(cpu: float, gpu: float = 0) -> dict[str, float]:
+    """A KubeRay pod's Ray resources; every pod has 4Gi."""
+    return {"CPU": cpu, "memory": 4 * GI, **({"GPU": gpu} if gpu else {})}
+
+
+def test_pack_is_best_effort_and_keeps_the_idle_node_it_uses() -> None:
+    g = GroupConfig("g", _pod(1), 0, 5, idle_timeout_s=60)
+    nodes = (
+        NodeView("head", HEAD_GROUP, "running", {"CPU": 2}, {"CPU": 1}, idle_s=0),
+        NodeView("w1", "g", "running", {"CPU": 1}, {"CPU": 1}, idle_s=90),
+        NodeView("w2", "g", "running", {"CPU": 1}, {"CPU": 1}, idle_s=90),
+    )
+    inp = PlannerInput((g,), nodes, pgs(Strategy.PACK, CPU1, CPU1))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert {x.node for x in result.placements} == {"head", "w1"}
+    assert [d.node for d in result.delete] == ["w2"]
+    assert result.groups["g"].launch == 0
+
+
+def test_pack_spreads_over_smaller_nodes_when_the_bigger_group_is_at_max() -> None:
+    small = GroupConfig("small", _pod(1), 0, 5)
+    big = GroupConfig("big", _pod(2), 0, 1)
+    busy = NodeView("b1", "big", "running", _pod(2), {"CPU": 0, "memory": 0})
+    inp = PlannerInput((small, big), (head(), busy), pgs(Strategy.PACK, CPU1, CPU1))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["small"].launch, result.groups["big"].launch) == (2, 0)
+
+
+@pytest.mark.parametrize("max_replicas", [2, 3])
+def test_memory_bound_work_does_not_fragment(max_replicas: int) -> None:
+    g = GroupConfig("g", _pod(4), 0, max_replicas)
+    demand = bundles(({"CPU": 2}, 2), ({"CPU": 1, "memory": 2 * GI}, 4))
+    inp = PlannerInput((g,), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert result.groups["g"].launch == 2
+
+
+def test_ranking_prefers_less_waste_over_taking_all_demand() -> None:
+    small = GroupConfig("small", _pod(1, gpu=1), 0, 2)
+    big = GroupConfig("big", _pod(1, gpu=4), 0, 5)
+    inp = PlannerInput((small, big), (head(),), bundles(({"CPU": 1, "GPU": 1}, 3)))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert (result.groups["small"].launch, result.groups["big"].launch) == (2, 1)
+
+
+def test_plain_work_falls_back_to_a_special_group_only_when_plain_groups_are_full() -> None:
+    plain = GroupConfig("plain", _pod(2), 0, 2)
+    gpu = GroupConfig("gpu", _pod(8, gpu=1), 0, 4)
+    few = PlannerInput((plain, gpu), (head(),), bundles((CPU1, 4)))
+    result = plan(few)
+    check_plan(few, result)
+    assert (result.groups["plain"].launch, result.groups["gpu"].launch) == (2, 0)
+    many = dataclasses.replace(few, demand=bundles((CPU1, 10)))
+    result = plan(many)
+    check_plan(many, result)
+    assert not result.unmet
+    assert (result.groups["plain"].launch, result.groups["gpu"].launch) == (2, 1)
+    (reason,) = result.groups["gpu"].reasons
+    assert reason.code is ReasonCode.FALLBACK_SPECIAL_GROUP
+    assert reason.params["resources"] == {"GPU": 1.0}
+    assert "every plainer group is at its limit" in reason.text()
+
+
+# --- issue 9, part 1: few nodes, no more waste ----------------------------------------------
+def test_new_demand_packs_onto_few_nodes() -> None:
+    """Eight different 2-CPU shapes: choosing a group shape by shape opens eight 2-CPU nodes
+    (each shape alone fits one best); packing them first needs one 16-CPU node, the same
+    CPUs."""
+    c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
+    c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 20)
+    demand = bundles(*(({"CPU": 2, "memory": m * GI}, 1) for m in range(1, 9)))
+    inp = PlannerInput((c2, c16), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert (result.groups["c2"].launch, result.groups["c16"].launch) == (0, 1)
+
+
+def test_a_large_group_that_would_waste_an_accelerator_is_not_chosen() -> None:
+    g1 = GroupConfig("g1", {"CPU": 8, "GPU": 1}, 0, 10)
+    g8 = GroupConfig("g8", {"CPU": 64, "GPU": 8}, 0, 10)
+    inp = PlannerInput((g1, g8), (head(),), bundles(({"CPU": 1, "GPU": 1}, 1), (CPU1, 3)))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert (result.groups["g1"].launch, result.groups["g8"].launch) == (1, 0)
+
+
+def test_a_node_never_shrinks_onto_an_unasked_accelerator() -> None:
+    c16 = GroupConfig("c16", {"CPU": 16}, 0, 10)
+    g = GroupConfig("g", {"CPU": 4, "GPU": 1}, 0, 10)
+    inp = PlannerInput((c16, g), (head(),), bundles((CPU1, 3)))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert (result.groups["c16"].launch, result.groups["g"].launch) == (1, 0)
+
+
+def test_a_large_node_shrinks_early_to_free_its_group_for_work_only_it_holds() -> None:
+    """Found by the property test: the GPU task first opens the larger GPU group (both hold
+    one copy); the 4-CPU task fits only that group, at max 1. Shrinking the GPU node to the
+    small group frees it."""
+    g0 = GroupConfig("g0", {"CPU": 1, "GPU": 1}, 0, 1)
+    g1 = GroupConfig("g1", {"CPU": 4, "GPU": 1}, 0, 1)
+    inp = PlannerInput((g0, g1), (head(),), bundles(({"CPU": 0.5, "GPU": 1}, 1), ({"CPU": 4}, 1)))
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["g0"].launch, result.groups["g1"].launch) == (1, 1)
+
+
+def test_plans_are_deterministic() -> None:
+    c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
+    c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 3)
+    demand = bundles(*(({"CPU": c, "memory": m * GI}, 3) for c in (1, 2) for m in (1, 3, 5)))
+    inp = PlannerInput((c2, c16), (head(),), demand)
+    assert plan(inp) == plan(inp)
+
+
 # --- the checker itself must be able to fail -----------------------------------------------
 _X = Reason(ReasonCode.IDLE_TIMEOUT, {"nodes": ["x"], "idle_s": 1, "timeout_s": 1})
 
@@ -387,3 +518,18 @@ def test_checker_rejects_broken_plans(mutate: Callable[[Plan], Plan]) -> None:
     check_plan(inp, good)
     with pytest.raises(AssertionError):
         check_plan(inp, mutate(good))
+
+
+def test_checker_rejects_a_node_that_could_be_a_smaller_group() -> None:
+    inp = PlannerInput((CPU4, CPU16), (head(),), bundles((CPU1, 3)))
+    good = plan(inp)
+    check_plan(inp, good)
+    assert {x.node for x in good.placements} == {"new:cpu4:0"}
+    groups = {
+        "cpu4": dataclasses.replace(good.groups["cpu4"], launch=0, replicas=0),
+        "cpu16": dataclasses.replace(good.groups["cpu16"], launch=1, replicas=1),
+    }
+    placements = tuple(dataclasses.replace(x, node="new:cpu16:0") for x in good.placements)
+    bigger = dataclasses.replace(good, groups=groups, placements=placements)
+    with pytest.raises(AssertionError, match="smaller group cpu4"):
+        check_plan(inp, bigger)

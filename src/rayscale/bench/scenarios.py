@@ -421,6 +421,65 @@ def s5(seed: int = DEFAULT_SEED) -> Scenario:
     return Scenario("S5", "CPU/GPU mix: idle GPU nodes, CPU work that could waste GPUs", seed, inp)
 
 
+# ---------------------------------------------------------------------------------------------
+# S6: scale
+
+
+def _s6_types() -> dict[str, dict[str, float]]:
+    """50 node types: 40 CPU types (CPU x memory-per-CPU) and 10 GPU types."""
+    out: dict[str, dict[str, float]] = {}
+    for cpu in (2, 4, 8, 16, 24, 32, 48, 64, 96, 128):
+        for per_cpu in (2, 4, 8, 16):
+            out[f"c{cpu}-m{cpu * per_cpu}"] = res(cpu, cpu * per_cpu)
+    for cpu, gpu in (
+        (8, 1),
+        (16, 1),
+        (16, 2),
+        (32, 2),
+        (32, 4),
+        (48, 4),
+        (64, 4),
+        (64, 8),
+        (96, 8),
+        (128, 8),
+    ):
+        out[f"c{cpu}-m{cpu * 8}-g{gpu}"] = res(cpu, cpu * 8, gpu=gpu)
+    return out
+
+
+S6_TYPES = _s6_types()
+S6_PG_POOL = (res(1, 2), res(2, 8), res(4, 16), res(1, gpu=1), res(8, 32), res(16, 64))
+
+
+def s6(seed: int = DEFAULT_SEED, bundles: int = 100_000, nodes: int = 5_000) -> Scenario:
+    """100k bundles in ~200 shapes, 5,000 running nodes, 50 node types, 200 placement groups.
+
+    ``bundles``/``nodes`` shrink it for the planner's growth curve (same types and shapes).
+    """
+    rng = random.Random(seed + 6)
+    shapes = _distinct_shapes(rng, 200)
+    weights = [rng.choice((1.0, 2.0, 5.0, 10.0)) for _ in shapes]
+    names = list(S6_TYPES)
+    counts = Counter(rng.choices(names, k=nodes - 1))
+    counts = Counter({n: counts[n] for n in names if counts[n]})
+    workers = _workers(rng, S6_TYPES, counts, shapes, (0.3, 1.0))
+    groups = tuple(
+        GroupConfig(name, r, min_replicas=0, max_replicas=counts.get(name, 0) + 2_000)
+        for name, r in S6_TYPES.items()
+    )
+    n_pgs = max(1, round(200 * bundles / 100_000))
+    pgs = _pgs(rng, n_pgs, S6_PG_POOL, groups)
+    n_pg = sum(len(p.bundles) for p in pgs)
+    demand = Demand(
+        bundles=tuple(_tasks(rng, list(zip(shapes, weights, strict=True)), bundles - n_pg)),
+        placement_groups=tuple(pgs),
+    )
+    head = _head(rng, HEAD_RESOURCES, busy_cpu=2)
+    inp = PlannerInput(groups=groups, nodes=(head, *workers), demand=demand)
+    title = f"{bundles:,} bundles in ~200 shapes, {nodes:,} running nodes, 50 types, {n_pgs} PGs"
+    return Scenario("S6", title, seed, inp)
+
+
 def tiny(seed: int = DEFAULT_SEED) -> Scenario:
     """3 x {CPU: 1}, one 1-CPU group, no workers: 3 launches, by hand.
 
@@ -451,11 +510,12 @@ SCENARIOS: dict[str, Callable[[int], Scenario]] = {
     "S3": s3,
     "S4": s4,
     "S5": s5,
+    "S6": s6,
 }
 
 
 def build(names: Sequence[str] | None = None, seed: int = DEFAULT_SEED) -> list[Scenario]:
-    """The named scenarios (all of S1..S5 when ``names`` is None), built from ``seed``."""
+    """The named scenarios (all of them when ``names`` is None), built from ``seed``."""
     chosen = list(SCENARIOS) if not names else [n.upper() for n in names]
     unknown = [n for n in chosen if n not in SCENARIOS]
     if unknown:

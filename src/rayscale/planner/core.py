@@ -18,6 +18,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from rayscale.planner.capacity import (
     NEW,
     PENDING,
@@ -26,6 +29,7 @@ from rayscale.planner.capacity import (
     Ledger,
     Shape,
     prepare,
+    prepare_vector,
 )
 from rayscale.planner.explain import MAX_EXAMPLES, Cause, held_back, infeasible, launch_reasons
 from rayscale.planner.groups import GroupTable, GroupTally, count_replicas
@@ -44,7 +48,16 @@ from rayscale.planner.model import (
 )
 from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.planner.scaledown import choose_deletions
-from rayscale.planner.shapes import EPS, ResourceIndex, add, clean, fits_count, sort_key
+from rayscale.planner.shapes import (
+    EPS,
+    ResourceIndex,
+    add,
+    clean,
+    fits_count,
+    is_special,
+    sort_key,
+)
+from rayscale.planner.shrink import shrink
 
 Limit = tuple[str, str]
 """(group, "max" | "conservative"): a limit that held demand back."""
@@ -79,21 +92,57 @@ def resource_names(inp: PlannerInput) -> set[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
-class _Launch:
-    group: str
-    replicas: int
+@dataclass(slots=True)
+class _NewRow:
+    """A node this round launches: its ledger row, what for, and from which group."""
+
+    row: int
     cause: Cause
-    fallback: Mapping[str, float] | None = None
-    """The unasked special resources, when a special group takes plain work."""
+    group: int
+    """Index into the group table; changes when the node is shrunk."""
+    fallback: bool
+    """A group with an unasked special resource, taken because plain groups were full."""
+    first_of_replica: bool
+
+
+_Placed = tuple[DemandKind, int, int, int, int]
+"""(kind, index, ledger row, count, bundle): a Placement before new nodes get their names."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Mark:
     ledger: Checkpoint
-    tallies: tuple[int, ...]
-    launches: int
+    new_rows: int
     placements: int
+
+
+def _bundle_order(
+    matrix: npt.NDArray[np.float64], index: ResourceIndex, scale: npt.NDArray[np.float64]
+) -> list[int]:
+    """Rows of ``matrix`` (one demand shape each), biggest first: special resources first
+    (more kinds, then more of them); then the largest size, the sum of the shape's shares of
+    the groups' largest capacity per resource (memory counts as much as CPU, so memory-bound
+    work is not packed after CPU-bound work of the same weight and stranded); then shapes
+    asking for more kinds of resource, so the flexible CPU-only ones come last and fill what
+    the others leave; then CPU, memory, and the input order."""
+    n = matrix.shape[0]
+    if n == 0:
+        return []
+    special = matrix[:, index.special_mask]
+    zero = np.zeros(n)
+    cpu = matrix[:, index.column["CPU"]] if "CPU" in index.column else zero
+    mem = matrix[:, index.column["memory"]] if "memory" in index.column else zero
+    keys = (
+        np.arange(n),
+        -mem,
+        -cpu,
+        -(matrix > 0).sum(axis=1),
+        -np.round((matrix / scale).sum(axis=1), 9),
+        -special.sum(axis=1),
+        -(special > 0).sum(axis=1),
+    )
+    order: list[int] = np.lexsort(keys).tolist()
+    return order
 
 
 def _is_busy(node: NodeView) -> bool:
@@ -124,15 +173,18 @@ class _Round:
         self.table = GroupTable(self.index, list(self.tallies.values()))
         self.nodes = sorted(inp.nodes, key=_preference)
         self.ledger = Ledger(self.index, len(self.nodes) + 64)
-        for node in self.nodes:
-            total = self.index.vector(node.total)
-            kind = RUNNING if node.status == "running" else PENDING
-            free = self.index.vector(node.available) if kind == RUNNING else total
-            self.ledger.add_row(node.name, node.group, kind, free, total)
-        self.launches: list[_Launch] = []
-        self.placements: list[Placement] = []
+        totals = self.index.matrix([n.total for n in self.nodes])
+        free = self.index.matrix(
+            [n.available if n.status == "running" else n.total for n in self.nodes]
+        )
+        kinds = [RUNNING if n.status == "running" else PENDING for n in self.nodes]
+        self.ledger.add_block(
+            [n.name for n in self.nodes], [n.group for n in self.nodes], kinds, free, totals
+        )
+        self.new_rows: list[_NewRow] = []
+        self.placements: list[_Placed] = []
         self.unmet: list[UnmetDemand] = []
-        self._seq: dict[str, int] = {}
+        self.group_index = {t.config.name: i for i, t in enumerate(self.table.tallies)}
 
     # -- setup --------------------------------------------------------------------------------
     def _count_existing(self) -> None:
@@ -148,26 +200,19 @@ class _Round:
 
     # -- launching ----------------------------------------------------------------------------
     def _open(
-        self,
-        tally: GroupTally,
-        replicas: int,
-        cause: Cause,
-        fallback: Mapping[str, float] | None = None,
+        self, tally: GroupTally, replicas: int, cause: Cause, fallback: bool = False
     ) -> list[int]:
-        """Add ``replicas`` new replicas of ``tally``'s group to the ledger."""
-        vec = self.index.vector(tally.config.resources)
-        rows = []
-        for _ in range(replicas * tally.hosts):
-            name = f"new:{tally.config.name}:{self._new_seq(tally)}"
-            rows.append(self.ledger.add_row(name, tally.config.name, NEW, vec.copy(), vec.copy()))
+        """Add ``replicas`` new replicas of ``tally``'s group to the ledger (named at the end,
+        once each node has its final group)."""
+        name = tally.config.name
+        group = self.group_index[name]
+        rows = self.ledger.add_rows(replicas * tally.hosts, name, NEW, self.table.caps[group])
+        hosts = tally.hosts
+        self.new_rows += [
+            _NewRow(row, cause, group, fallback, k % hosts == 0) for k, row in enumerate(rows)
+        ]
         tally.new += replicas
-        self.launches.append(_Launch(tally.config.name, replicas, cause, fallback))
-        return rows
-
-    def _new_seq(self, tally: GroupTally) -> int:
-        seq = self._seq.get(tally.config.name, 0)
-        self._seq[tally.config.name] = seq + 1
-        return seq
+        return list(rows)
 
     def launch_min_floor(self) -> None:
         for tally in self.tallies.values():
@@ -188,17 +233,19 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[Limit] = set()
-        for tally, per_node in self.table.ranked(shape, count):
+        for tally, per_node, fallback in self.table.openable(shape):
             if count <= 0:
                 break
             room, limit = tally.headroom()
             wanted = math.ceil(math.ceil(count / per_node) / tally.hosts)
+            if room < wanted and self._shrink_nodes(tally):
+                room, limit = tally.headroom()
             if room < wanted:
                 limits.add((tally.config.name, limit))
             replicas = min(room, wanted)
             if replicas <= 0:
                 continue
-            new_rows = self._open(tally, replicas, cause)
+            new_rows = self._open(tally, replicas, cause, fallback)
             for row in new_rows:
                 take = min(per_node, count)
                 if take <= 0:
@@ -231,11 +278,15 @@ class _Round:
         placed: list[tuple[int, int]] = []
         for row, fit in self.ledger.fit_rows(shape, count, on_room, exclude):
             take = min(fit, count)
-            self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
             count -= take
             if count == 0 or exclude is not None:
                 break
+        if len(placed) == 1:
+            self.ledger.take(placed[0][0], shape, placed[0][1], on_room)
+        elif placed:
+            rows, takes = zip(*placed, strict=True)
+            self.ledger.take_many(rows, shape, takes, on_room)
         return placed, count
 
     def _place_new(
@@ -247,31 +298,37 @@ class _Round:
         exclude: set[int] | None,
     ) -> tuple[list[tuple[int, int]], set[Limit]]:
         """Launch nodes for ``count`` copies and place them there."""
-        placed: list[tuple[int, int]] = []
         rows, takes, limits = self._launch_for(shape, count, cause)
+        if exclude is None:
+            if rows:
+                self.ledger.take_many(rows, shape, takes, on_room)
+            return list(zip(rows, takes, strict=True)), limits
+        placed: list[tuple[int, int]] = []
         for row, take in zip(rows, takes, strict=True):
-            if exclude is not None and row in exclude:
+            if row in exclude:
                 continue
             self.ledger.take(row, shape, take, on_room)
             placed.append((row, take))
-            if exclude is not None:
-                break
+            break
         return placed, limits
 
     def _checkpoint(self) -> _Mark:
         return _Mark(
             self.ledger.checkpoint(),
-            tuple(t.new for t in self.tallies.values()),
-            len(self.launches),
+            len(self.new_rows),
             len(self.placements),
         )
 
     def _rollback(self, mark: _Mark) -> None:
         self.ledger.rollback(mark.ledger)
-        for tally, new in zip(self.tallies.values(), mark.tallies, strict=True):
-            tally.new = new
-        del self.launches[mark.launches :]
+        del self.new_rows[mark.new_rows :]
         del self.placements[mark.placements :]
+        # A node shrunk since the mark keeps its smaller group, so count from the rows.
+        for tally in self.tallies.values():
+            tally.new = 0
+        for nr in self.new_rows:
+            if nr.first_of_replica:
+                self.table.tallies[nr.group].new += 1
 
     def place_request_resources(self) -> None:
         by_shape: dict[tuple[tuple[str, float], ...], list[int]] = defaultdict(list)
@@ -287,18 +344,28 @@ class _Round:
             self._record(DemandKind.REQUEST_RESOURCES, indices, resources, placed)
 
     def place_bundles(self) -> None:
-        order = sorted(
-            range(len(self.inp.demand.bundles)),
-            key=lambda i: sort_key(self.inp.demand.bundles[i].resources),
-        )
-        for i in order:
-            bundle: BundleDemand = self.inp.demand.bundles[i]
-            resources = clean(bundle.resources)
-            if bundle.count <= 0 or not resources:
-                continue
-            cause = Cause("task", bundle.count, resources)
-            placed = self._place_many(resources, bundle.count, cause)
-            self._record(DemandKind.TASK, [i] * bundle.count, resources, placed)
+        bundles = self.inp.demand.bundles
+        matrix = self.index.matrix([b.resources for b in bundles])
+        for i in _bundle_order(matrix, self.index, self.table.scale):
+            bundle: BundleDemand = bundles[i]
+            shape = prepare_vector(self.index, matrix[i])
+            if bundle.count <= 0 or not shape.col_list:
+                continue  # asks for nothing: nothing to place
+            cause = Cause("task", bundle.count, bundle.resources)
+            placed, why, infeasible = self._place_many(
+                bundle.resources, bundle.count, cause, shape=shape
+            )
+            done = 0
+            for row, take in placed:
+                self.placements.append((DemandKind.TASK, i, row, take, 0))
+                done += take
+            if done < bundle.count:
+                assert why is not None, "unplaced demand without a reason"
+                resources = clean(bundle.resources)
+                missing = bundle.count - done
+                self.unmet.append(
+                    UnmetDemand(DemandKind.TASK, i, resources, missing, why, infeasible)
+                )
 
     def _place_many(
         self,
@@ -306,9 +373,10 @@ class _Round:
         count: int,
         cause: Cause,
         on_room: bool = False,
+        shape: Shape | None = None,
     ) -> tuple[list[tuple[int, int]], Reason | None, bool]:
         """Place ``count`` copies; returns placements, why the rest is unmet, infeasible?"""
-        shape = prepare(self.index, resources)
+        shape = shape or prepare(self.index, resources)
         placed, remaining = self._place_existing(shape, count, on_room)
         if remaining == 0:
             return placed, None, False
@@ -333,14 +401,14 @@ class _Round:
         placed, why, infeasible = outcome
         if kind is DemandKind.TASK:
             for row, take in placed:
-                self.placements.append(Placement(kind, indices[0], self.ledger.names[row], take))
+                self.placements.append((kind, indices[0], row, take, 0))
             done = sum(t for _, t in placed)
         else:
             it = iter(indices)
             done = 0
             for row, take in placed:
                 for _ in range(take):
-                    self.placements.append(Placement(kind, next(it), self.ledger.names[row]))
+                    self.placements.append((kind, next(it), row, 1, 0))
                     done += 1
         missing = len(indices) - done
         if missing > 0:
@@ -382,9 +450,14 @@ class _Round:
         )
         cause = Cause("placement_group", 1, combined, strategy.value, tuple(bundles))
 
+        why: Reason | None = None
+        infeasible = False
         if packed:
             why, infeasible = self._gang_packed(j, bundles, combined, cause)
-        else:
+        if why is not None and strategy is Strategy.PACK:
+            # PACK is best effort: bundles that fit no one node go wherever they fit.
+            self._rollback(mark)
+        if not packed or (why is not None and strategy is Strategy.PACK):
             why, infeasible = self._gang_spread(j, bundles, cause, strategy)
         if why is None:
             return
@@ -403,9 +476,9 @@ class _Round:
         placed, limits = self._place(shape, 1, cause)
         if not placed:
             return self._held_back(limits, combined, 1), False
-        node = self.ledger.names[placed[0][0]]
+        row = placed[0][0]
         for k in range(len(bundles)):
-            self.placements.append(Placement(DemandKind.PLACEMENT_GROUP, j, node, 1, k))
+            self.placements.append((DemandKind.PLACEMENT_GROUP, j, row, 1, k))
         return None, False
 
     def _gang_spread(
@@ -427,9 +500,7 @@ class _Round:
                 return self._held_back(limits, bundles[k], 1), False
             row = placed[0][0]
             used.add(row)
-            self.placements.append(
-                Placement(DemandKind.PLACEMENT_GROUP, j, self.ledger.names[row], 1, k)
-            )
+            self.placements.append((DemandKind.PLACEMENT_GROUP, j, row, 1, k))
         return None, False
 
     def _spread_impossible(self, bundles: Sequence[Mapping[str, float]]) -> Reason | None:
@@ -469,17 +540,13 @@ class _Round:
         deleted_replicas: dict[str, int] = defaultdict(int)
         for d in deletions:
             deleted_replicas[d.group] += d.replicas
-        launches: dict[str, list[_Launch]] = defaultdict(list)
-        for launch in self.launches:
-            launches[launch.group].append(launch)
+        launches = self._shrink_and_name()
         held = self._held_by_group()
         groups: dict[str, GroupDecision] = {}
         for name, tally in self.tallies.items():
             replicas = tally.existing + tally.new - deleted_replicas[name]
             replicas = min(replicas, tally.config.max_replicas)
-            reasons = launch_reasons(
-                name, ((x.cause, x.replicas, x.fallback) for x in launches.get(name, ()))
-            )
+            reasons = launch_reasons(name, launches.get(name, ()))
             reasons += [d.reason for d in deletions if d.group == name]
             reasons += keep_notes.get(name, [])
             reasons += held.get(name, [])[:MAX_EXAMPLES]
@@ -498,9 +565,60 @@ class _Round:
             groups=groups,
             delete=tuple(Deletion(n, d.group, d.reason) for d in deletions for n in d.nodes),
             unmet=tuple(self.unmet),
-            placements=tuple(self.placements),
+            placements=tuple(
+                Placement(kind, index, self.ledger.names[row], count, bundle)
+                for kind, index, row, count, bundle in self.placements
+            ),
             protected=protected,
         )
+
+    def _shrink_nodes(self, tally: GroupTally | None = None) -> bool:
+        """Shrink this round's new nodes (of ``tally``'s group only, when given) to their
+        smallest suitable group; True when one moved. Run at the end, and early when a
+        group's limit binds: a node opened large may free the room another shape needs."""
+        only = None if tally is None else self.group_index[tally.config.name]
+        movable = [
+            nr
+            for nr in self.new_rows
+            if nr.cause.kind != "min"
+            and self.table.single[nr.group]
+            and (only is None or nr.group == only)
+        ]
+        if not movable:
+            return False
+        groups = [nr.group for nr in movable]
+        shrink(self.table, self.ledger, [nr.row for nr in movable], groups)
+        moved = False
+        for nr, g in zip(movable, groups, strict=True):
+            moved = moved or g != nr.group
+            nr.group = g
+        return moved
+
+    def _shrink_and_name(
+        self,
+    ) -> dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]]:
+        """Shrink the new nodes, name them ``new:<group>:<i>``, and list each group's launches
+        as (cause, replicas, unasked special resources of a fallback)."""
+        self._shrink_nodes()
+        seq: dict[str, int] = defaultdict(int)
+        out: dict[str, list[tuple[Cause, int, Mapping[str, float] | None]]] = defaultdict(list)
+        for nr in self.new_rows:
+            tally = self.table.tallies[nr.group]
+            name = tally.config.name
+            self.ledger.names[nr.row] = f"new:{name}:{seq[name]}"
+            seq[name] += 1
+            if not nr.first_of_replica:
+                continue
+            extras = None
+            if nr.fallback:
+                asked = nr.cause.resources
+                extras = {
+                    k: float(v)
+                    for k, v in tally.config.resources.items()
+                    if v and is_special(k) and not asked.get(k)
+                }
+            out[name].append((nr.cause, 1, extras))
+        return out
 
     def _held_by_group(self) -> dict[str, list[Reason]]:
         """Each group's HOLD lines: held-back demand one of whose limits is that group's."""

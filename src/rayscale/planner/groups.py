@@ -17,8 +17,6 @@ from rayscale.planner.model import GroupConfig, NodeView
 from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.planner.shapes import EPS, ResourceIndex
 
-_GIB = float(2**30)
-
 
 @dataclass(slots=True)
 class GroupTally:
@@ -75,18 +73,39 @@ class GroupTable:
         self.caps = np.array(
             [index.vector(t.config.resources) for t in self.tallies], dtype=np.float64
         ).reshape(len(self.tallies), index.width)
-        self.extra_specials = (self.caps > 0) & index.special_mask
+        self.specials = (self.caps > 0) & index.special_mask
         self.index = index
         self.usable = np.array([t.config.max_replicas > 0 for t in self.tallies], dtype=bool)
-        self.hosts = np.array([t.hosts for t in self.tallies], dtype=np.float64)
-        self.ceilings = np.array([t.ceiling()[0] for t in self.tallies], dtype=np.float64)
-        order = sorted(range(len(self.tallies)), key=lambda i: self.tallies[i].config.name)
-        self.name_rank = np.empty(len(self.tallies), dtype=np.int64)
-        self.name_rank[order] = np.arange(len(self.tallies))
-        self._cpu = index.column.get("CPU")
-        self._mem = index.column.get("memory")
+        self.single = np.array([t.hosts == 1 for t in self.tallies], dtype=bool)
+        scale = self.caps.max(axis=0) if self.tallies else np.ones(index.width)
+        self.scale = np.where(scale > 0, scale, 1.0)
+        self.size_rank = self._size_rank()
         self._last_shape: Shape | None = None
         self._last_per_node: npt.NDArray[np.float64] = np.zeros(0)
+
+    def _size_rank(self) -> npt.NDArray[np.int64]:
+        """Groups from the smallest: fewer special resources, then fewer CPUs, less memory,
+        less of everything (scaled), then the name. For one node's contents, the waste of a
+        group is its capacity minus the contents, so the smallest group that holds them
+        wastes the least."""
+        index = self.index
+        cpu, mem = index.column.get("CPU"), index.column.get("memory")
+        keys = []
+        for i, t in enumerate(self.tallies):
+            cap = self.caps[i]
+            keys.append(
+                (
+                    float(cap[index.special_mask].sum()),
+                    float(cap[cpu]) if cpu is not None else 0.0,
+                    float(cap[mem]) if mem is not None else 0.0,
+                    float((cap / self.scale).sum()),
+                    t.config.name,
+                )
+            )
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        rank = np.empty(len(keys), dtype=np.int64)
+        rank[order] = np.arange(len(keys))
+        return rank
 
     def per_node(self, shape: Shape) -> npt.NDArray[np.float64]:
         """Copies of ``shape`` one node of each group holds (cached for the last shape)."""
@@ -102,41 +121,36 @@ class GroupTable:
         self._last_shape, self._last_per_node = shape, result
         return result
 
-    def ranked(self, shape: Shape, count: int) -> list[tuple[GroupTally, int]]:
-        """Groups that can hold ``shape``, least waste first for ``count`` copies.
+    def openable(self, shape: Shape) -> list[tuple[GroupTally, int, bool]]:
+        """Groups a new node for ``shape`` may come from, in the order to try them, each with
+        the copies one node holds and whether it is a fallback.
 
-        Only the plainest groups are candidates: a group carrying a GPU/TPU/custom resource
-        the shape does not ask for is suitable only when no plainer group can hold the shape,
-        whatever their headroom. Ties: groups that can take everything, then less special,
-        CPU and memory waste, then fewer nodes, then the name.
+        Plain groups (no GPU/TPU/custom resource the shape does not ask for) come first, the
+        one that holds the most copies first: a new node is opened as large as possible so
+        that later demand packs onto it, and is shrunk to the smallest group that still holds
+        what it got once the round is placed (:mod:`rayscale.planner.shrink`). Groups with an
+        unasked special resource follow only when a plain group can hold the shape: they are
+        the fallback once every plain group is at its limit.
         """
         per_node = self.per_node(shape)
         fit = (per_node >= 1) & self.usable
         if not fit.any():
             return []
-        extra = (self.extra_specials & ~shape.specials_wanted).any(axis=1)
-        if (fit & ~extra).any():
-            fit &= ~extra
-        idx = fit.nonzero()[0]
+        extra = (self.specials & ~shape.specials_wanted).any(axis=1)
+        plain = fit & ~extra
+        out = [(self.tallies[i], p, False) for i, p in self._largest(plain, per_node)]
+        if out:
+            out += [(self.tallies[i], p, True) for i, p in self._largest(fit & extra, per_node)]
+        else:
+            out = [(self.tallies[i], p, False) for i, p in self._largest(fit, per_node)]
+        return out
+
+    def _largest(
+        self, mask: npt.NDArray[np.bool_], per_node: npt.NDArray[np.float64]
+    ) -> list[tuple[int, int]]:
+        idx = mask.nonzero()[0]
+        if idx.size == 0:
+            return []
         per = np.minimum(per_node[idx], 2.0**31)
-        hosts = self.hosts[idx]
-        nodes = np.ceil(np.ceil(count / per) / hosts) * hosts
-        waste = nodes[:, None] * self.caps[idx] - count * shape.vec
-        special = waste[:, self.index.special_mask].sum(axis=1)
-        cpu = waste[:, self._cpu] if self._cpu is not None else np.zeros(idx.size)
-        mem = waste[:, self._mem] / _GIB if self._mem is not None else np.zeros(idx.size)
-        new = np.fromiter((self.tallies[i].new for i in idx.tolist()), np.float64, idx.size)
-        room = np.maximum(0.0, self.ceilings[idx] - new)
-        short = room * per * hosts < count
-        # np.lexsort sorts by the last key first.
-        order = np.lexsort(
-            (
-                self.name_rank[idx],
-                nodes,
-                np.round(mem, 3),
-                np.round(cpu, 6),
-                np.round(special, 6),
-                short,
-            )
-        ).tolist()
-        return [(self.tallies[idx[j]], int(per[j])) for j in order]
+        order = np.lexsort((-self.size_rank[idx], -per)).tolist()
+        return [(int(idx[j]), int(per[j])) for j in order]

@@ -105,9 +105,11 @@ def _group_deletions(
     for rep in sorted(replicas, key=lambda r: (-r.idle_s, r.key)):
         running = all(n.status == "running" for n in rep.nodes)
         idle = running and not any(is_busy(n) for n in rep.nodes)
-        needed = _unused(rep, ledger)
         no_work = idle or not running
-        if surplus > len(chosen) and no_work and needed is None:
+        if not no_work:
+            continue  # a busy replica is never a candidate
+        needed = _unused(rep, ledger)
+        if surplus > len(chosen) and needed is None:
             params = {
                 **_base(cfg.name, rep),
                 "max": cfg.max_replicas,

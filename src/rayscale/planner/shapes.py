@@ -9,7 +9,7 @@ the wrong place for it when a plainer one fits.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -101,6 +101,16 @@ class ResourceIndex:
     @property
     def width(self) -> int:
         return len(self.names)
+
+    def matrix(self, rows: Sequence[Mapping[str, float]]) -> npt.NDArray[np.float64]:
+        """One row per resource vector."""
+        out = np.zeros((len(rows), self.width), dtype=np.float64)
+        column = self.column
+        for i, resources in enumerate(rows):
+            for name, value in resources.items():
+                if value:
+                    out[i, column[name]] = value
+        return out
 
     def vector(self, resources: Mapping[str, float]) -> Vector:
         vec = np.zeros(self.width, dtype=np.float64)
