@@ -28,8 +28,15 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def record(home: Path, name: str = "c1") -> None:
     os.environ["RAYSCALE_HOME"] = str(home)
     try:
-        rec = registry.ClusterRecord(name, "spec.yaml", os.getpid(), 0.0, status="ready",
-                                     address="127.0.0.1:1", token_path=str(home / "token"))  # fmt: skip
+        rec = registry.ClusterRecord(
+            name,
+            "spec.yaml",
+            os.getpid(),
+            0.0,
+            status="ready",
+            address="127.0.0.1:1",
+            token_path=str(home / "token"),
+        )
         registry.write(rec)
     finally:
         del os.environ["RAYSCALE_HOME"]
