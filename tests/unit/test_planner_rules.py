@@ -110,7 +110,7 @@ CASES = {
         (head(), worker("w1", status="pending"), worker("w2")),
         bundles((CPU1, 3)),
         {"small-group": 3},
-        reason_has=("launch 1: 3 pending {CPU: 1} fit no free node",),
+        reason_has=("launch 1 small-group: 3 pending {CPU: 1} fit no free node",),
     ),
     "busy-node-capacity-is-not-free": Case(
         (SMALL,), (head(), worker("w1", free=0)), bundles((CPU1, 1)), {"small-group": 2}

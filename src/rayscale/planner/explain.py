@@ -68,7 +68,10 @@ def _limits(p: Mapping[str, Any]) -> str:
 
 
 def _launch(p: Mapping[str, Any]) -> str:
-    return f"launch {p['replicas']}: " if "replicas" in p else ""
+    if "replicas" not in p:
+        return ""
+    group = f" {p['group']}" if p.get("group") else ""
+    return f"launch {p['replicas']}{group}: "
 
 
 _NEEDS = {"request_resources": "request_resources", "pending_demand": "pending demand"}
