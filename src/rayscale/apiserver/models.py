@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from rayscale.planner.model import UpscalingMode
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
 Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -115,7 +117,7 @@ class EnvironmentVariables(ApiModel):
 
 class AutoscalerOptions(ApiModel):
     idle_timeout_seconds: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
-    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] | None = None
+    upscaling_mode: UpscalingMode | None = None
     image: str = ""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never", ""] = ""
     cpu: str = ""

@@ -14,8 +14,9 @@ fails.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from rayscale.planner.model import UpscalingMode
 from rayscale.spec.models import DEFAULT_IDLE_TIMEOUT_SECONDS, INT32_MAX
 
 GROUP = "ray.io"
@@ -182,7 +183,7 @@ def _worker_group() -> Schema:
 def _autoscaler_options() -> Schema:
     return _obj(
         {
-            "upscalingMode": _string(enum=["Default", "Aggressive", "Conservative"]),
+            "upscalingMode": _string(enum=list(get_args(UpscalingMode))),
             "idleTimeoutSeconds": _int32(default=DEFAULT_IDLE_TIMEOUT_SECONDS),
             "version": _string(enum=["v1", "v2"]),
             "resources": _resource_requirements(),

@@ -23,8 +23,9 @@ from rayscale.builders.pods import (
     worker_pod,
     worker_pod_prefix,
 )
-from rayscale.builders.reconcile import REPLICA_LABEL, Reconciliation
+from rayscale.builders.reconcile import Reconciliation
 from rayscale.planner.model import HEAD_GROUP
+from rayscale.protocol import AUTH_MODE_ENV, AUTH_TOKEN_PATH_ENV, GROUP_LABEL, REPLICA_LABEL
 from rayscale.spec import RayCluster, WorkerGroupSpec, is_gpu_resource_key, parse_quantity
 from rayscale.spec.models import RAY_ENABLE_AUTOSCALER_V2, GroupSpec
 
@@ -65,8 +66,8 @@ def _with_token(pod: Manifest, cluster: RayCluster) -> Manifest:
         }
     )
     env = [
-        {"name": "RAY_AUTH_MODE", "value": "token"},
-        {"name": "RAY_AUTH_TOKEN_PATH", "value": f"{TOKEN_DIR}/{TOKEN_KEY}"},
+        {"name": AUTH_MODE_ENV, "value": "token"},
+        {"name": AUTH_TOKEN_PATH_ENV, "value": f"{TOKEN_DIR}/{TOKEN_KEY}"},
     ]
     for container in spec["containers"]:
         kept = [e for e in container.get("env", []) if e.get("name") not in _TOKEN_ENV]
@@ -77,7 +78,7 @@ def _with_token(pod: Manifest, cluster: RayCluster) -> Manifest:
     return pod
 
 
-_TOKEN_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
+_TOKEN_ENV = (AUTH_MODE_ENV, AUTH_TOKEN_PATH_ENV)
 
 
 def _generated(pod: Manifest, prefix: str) -> Manifest:
@@ -275,7 +276,7 @@ def _head_reason(head: Mapping[str, Any] | None, ready: bool) -> str:
 
 def observed_pod_fields(pod_labels_: Mapping[str, str]) -> tuple[str, str | None]:
     """(group, replica) of a pod from its labels."""
-    return pod_labels_.get("ray.io/group", ""), pod_labels_.get(REPLICA_LABEL)
+    return pod_labels_.get(GROUP_LABEL, ""), pod_labels_.get(REPLICA_LABEL)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rayscale.planner.model import HEAD_GROUP
+from rayscale.protocol import GROUP_LABEL, INSTANCE_ID_ENV, NODE_TYPE_ENV, REPLICA_LABEL
 from rayscale.spec import RayCluster, WorkerGroupSpec, group_resources, head_resources
 from rayscale.spec.models import GroupSpec
 
@@ -31,8 +32,8 @@ DEFAULT_AGENT_PORT = "52365"
 RAY_CONTAINER_ENV = (
     "RAY_CLUSTER_NAME",
     "RAY_CLUSTER_NAMESPACE",
-    "RAY_CLOUD_INSTANCE_ID",
-    "RAY_NODE_TYPE_NAME",
+    INSTANCE_ID_ENV,
+    NODE_TYPE_ENV,
     "RAY_ADDRESS",
 )
 Manifest = dict[str, Any]
@@ -61,7 +62,7 @@ def pod_labels(cluster: RayCluster, group: str) -> dict[str, str]:
         "ray.io/is-ray-node": "yes",
         "ray.io/cluster": cluster.name,
         "ray.io/node-type": node_type,
-        "ray.io/group": group,
+        GROUP_LABEL: group,
         "ray.io/identifier": f"{cluster.name}-{node_type}",
         "app.kubernetes.io/name": "kuberay",
         "app.kubernetes.io/created-by": CREATED_BY,
@@ -129,10 +130,10 @@ def _env(cluster: RayCluster, group: str, head: bool) -> list[dict[str, Any]]:
         {"name": "RAY_CLUSTER_NAME", "value": cluster.name},
         {"name": "RAY_CLUSTER_NAMESPACE", "value": cluster.namespace},
         {
-            "name": "RAY_CLOUD_INSTANCE_ID",
+            "name": INSTANCE_ID_ENV,
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
         },
-        {"name": "RAY_NODE_TYPE_NAME", "value": group},
+        {"name": NODE_TYPE_ENV, "value": group},
         {"name": "RAY_ADDRESS", "value": address},
     ]
 
@@ -199,7 +200,7 @@ def worker_pod(
     replica: str | None = None,
 ) -> Manifest:
     """A worker pod of ``group``; ``replica`` names its multi-host replica (numOfHosts > 1)."""
-    labels = {"ray.io/worker-group-replica-name": replica} if replica else None
+    labels = {REPLICA_LABEL: replica} if replica else None
     return _pod(cluster, group, group.group_name, name, group_resources(group), uid, labels)
 
 

@@ -28,7 +28,6 @@ from rayscale.planner.model import HEAD_GROUP
 from rayscale.spec.models import RayCluster, WorkerGroupSpec
 
 PodPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
-REPLICA_LABEL = "ray.io/worker-group-replica-name"
 
 
 class DeleteCause(str, Enum):

@@ -31,13 +31,11 @@ from rayscale.autoscaler.scale import (
 )
 from rayscale.kube.cache import ClusterCache, PodRecord
 from rayscale.kube.resources import RayCluster
+from rayscale.protocol import GROUP_LABEL, NODE_TYPE_LABEL, REPLICA_LABEL
 from rayscale.spec.models import INT32_MAX
 
 log = logging.getLogger("rayscale.kube.backend")
 
-GROUP_LABEL = "ray.io/group"
-NODE_TYPE_LABEL = "ray.io/node-type"
-REPLICA_LABEL = "ray.io/worker-group-replica-name"
 _PHASES: dict[str, PodPhase] = {
     "Pending": "pending",
     "Running": "running",

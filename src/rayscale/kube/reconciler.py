@@ -35,6 +35,7 @@ from rayscale.builders.operator import (
 from rayscale.builders.pods import head_service
 from rayscale.builders.reconcile import ObservedPod, PodPhase, Reconciliation, reconcile
 from rayscale.kube.resources import RayCluster, cluster_spec
+from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 from rayscale.spec import RayCluster as ClusterSpec
 from rayscale.spec import SpecError, to_group_configs
 
@@ -304,9 +305,9 @@ def _observed(pod: Any) -> ObservedPod:
     phase: PodPhase = _PHASES.get((pod.status.phase if pod.status else None) or "", "Pending")
     return ObservedPod(
         name=pod.metadata.name,
-        group=labels.get("ray.io/group", ""),
+        group=labels.get(GROUP_LABEL, ""),
         phase=phase,
-        replica=labels.get("ray.io/worker-group-replica-name"),
+        replica=labels.get(REPLICA_LABEL),
         deleting=pod.metadata.deletionTimestamp is not None,
     )
 
@@ -316,7 +317,7 @@ def _pod_view(pod: Any) -> dict[str, Any]:
     conditions = (status.conditions if status else None) or []
     return {
         "name": pod.metadata.name,
-        "group": (pod.metadata.labels or {}).get("ray.io/group", ""),
+        "group": (pod.metadata.labels or {}).get(GROUP_LABEL, ""),
         "phase": (status.phase if status else None) or "Pending",
         "ready": any(c.type == "Ready" and c.status == "True" for c in conditions),
         "ip": (status.podIP if status else None) or "",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rayscale.local.raynodes import NodeResources
+from rayscale.protocol import GROUP_LABEL
 
 # Flags the local runtime owns: in-cluster addresses, fixed ports, its own start options.
 _LOCAL_FLAGS = frozenset(
@@ -138,7 +139,7 @@ def local_pod(pod: Mapping[str, Any], head_address: str = "") -> LocalPod:
     labels = pod["metadata"].get("labels", {})
     return LocalPod(
         name=pod["metadata"]["name"],
-        group=labels.get("ray.io/group", ""),
+        group=labels.get(GROUP_LABEL, ""),
         head="head" in flags,
         resources=_resources(flags),
         extra_args=extra,

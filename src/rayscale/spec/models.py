@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rayscale.planner.model import UpscalingMode
+
 __all__ = [
     "DEFAULT_AUTOSCALER_CPU",
     "DEFAULT_AUTOSCALER_MEMORY",
@@ -64,7 +66,6 @@ RAY_ENABLE_AUTOSCALER_V2 = "RAY_enable_autoscaler_v2"
 V2_DEFAULT_SINCE = (2, 47, 0)
 """KubeRay: "In Ray 2.47.0 and later, the default autoscaler version is v2"."""
 
-UpscalingMode = Literal["Default", "Aggressive", "Conservative"]
 AutoscalerVersion = Literal["v1", "v2"]
 
 
