@@ -12,12 +12,11 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from rayscale.local import raynodes
+from rayscale.local import processes, raynodes
 from rayscale.local.raynodes import LocalRayCluster, NodeResources, RayNode
 
 # Substring of a command line -> the kind reported in the per-process RSS table.
@@ -31,6 +30,7 @@ PROCESS_KINDS = (
     ("dashboard/dashboard.py", "API server"),
     ("ray.util.client.server", "ray client server"),
     ("nodekeeper.py", "node keeper"),
+    ("agentstub.py", "dashboard agent stub"),
     ("raystart.py", "ray start launcher"),
     (" start ", "ray start CLI"),
 )
@@ -44,7 +44,7 @@ def process_kind(cmdline: str) -> str:
 def rss_by_kind(pgid: int) -> dict[str, float]:
     """MB of RSS per process kind in one node's process group."""
     out: dict[str, float] = {}
-    for proc in raynodes.processes.group_members(pgid):
+    for proc in processes.group_members(pgid):
         try:
             kind = process_kind(" ".join(proc.cmdline()))
             out[kind] = out.get(kind, 0.0) + proc.memory_info().rss / 2**20

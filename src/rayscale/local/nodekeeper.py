@@ -10,6 +10,7 @@ Ray workers), and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -53,10 +54,8 @@ def group_members(pgid: int) -> list[int]:
 def terminate(pids: Sequence[int], timeout: float) -> None:
     """SIGTERM ``pids`` and wait up to ``timeout`` for them to go."""
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
@@ -77,10 +76,8 @@ def keep(watched: dict[int, str]) -> int:
     pgid = os.getpgid(0)
     terminate(group_members(pgid), 5)
     for pid in group_members(pgid):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     return code
 
 

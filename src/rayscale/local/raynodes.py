@@ -263,15 +263,17 @@ def find_ray_executable() -> str:
     )
 
 
-def launcher_argv(ray_executable: str, tag: str) -> list[str]:
+def launcher_argv(ray_executable: str, tag: str, dashboard_agent: bool = False) -> list[str]:
     """The command that starts one node: :mod:`rayscale.local.raystart` with the Python of
-    ``ray_executable``'s environment (its ``ray start`` arguments follow)."""
+    ``ray_executable``'s environment (its ``ray start`` arguments follow). Without
+    ``dashboard_agent`` the node runs :mod:`rayscale.local.agentstub` in its place."""
     python = Path(ray_executable).parent / "python"
     if not (python.is_file() and os.access(python, os.X_OK)):
         python = Path(sys.executable)
     if not Path(ray_executable).is_file():
         raise RayNotFoundError(f"cannot run {ray_executable!r}: not found")
-    return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", "--", "start"]
+    lean = [] if dashboard_agent else ["--no-dashboard-agent"]
+    return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", *lean, "--", "start"]
 
 
 def make_cluster_dir(name: str, base: Path | None = None) -> Path:
@@ -349,6 +351,8 @@ class LocalRayCluster:
     stopped_nodes: list[RayNode] = field(default_factory=list)
     clients: list[ManagedProcess] = field(default_factory=list)  # drivers etc., see start_client
     _started_workers: int = 0  # for unique worker tags w1, w2, ...
+    # Run Ray's dashboard agent on every node (needed by the dashboard); else a stub.
+    dashboard_agent: bool = False
 
     @property
     def head(self) -> RayNode:
@@ -433,7 +437,8 @@ class LocalRayCluster:
         self._started_workers += 1
         tag = f"w{self._started_workers}"
         argv = [
-            *launcher_argv(self.ray_executable, tag), f"--address={self.gcs_address}",
+            *launcher_argv(self.ray_executable, tag, self.dashboard_agent),
+            f"--address={self.gcs_address}",
             *self._common_args(), "--include-log-monitor=false",
             *ports.to_args(), *resources.to_args(), *extra_args,
         ]  # fmt: skip
@@ -650,7 +655,7 @@ def _start_head_once(
     timeout: float,
 ) -> LocalRayCluster:
     ray = find_ray_executable()
-    launcher = launcher_argv(ray, HEAD_TAG)
+    launcher = launcher_argv(ray, HEAD_TAG, include_dashboard)
     root = make_cluster_dir(name, base_dir)
     token_path = root / TOKEN_FILE
     write_token(token_path)
@@ -663,6 +668,7 @@ def _start_head_once(
         object_store_memory=object_store_memory,
         drain_timeout_s=drain_timeout_s,
         node_env=dict(env or {}),
+        dashboard_agent=include_dashboard,
     )
     try:
         ports = NodePorts.allocate(head=True, gcs_port=gcs_port)
