@@ -26,6 +26,8 @@ PROCESS_KINDS = (
     ("DashboardAgent", "dashboard agent"),
     ("RuntimeEnvAgent", "runtime-env agent"),
     ("default_worker.py", "idle Python worker"),
+    ("ray::IDLE", "idle Python worker"),
+    ("ray::hold", "Ray worker (task)"),
     ("log_monitor.py", "log monitor"),
     ("dashboard/dashboard.py", "API server"),
     ("ray.util.client.server", "ray client server"),

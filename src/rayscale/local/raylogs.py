@@ -16,7 +16,7 @@ from pathlib import Path
 # A glog-style raylet/GCS line: "[2026-11-23 13:54:39,165 E 24777 24786] (raylet) file.cc:118: msg".
 _GLOG_ERROR = re.compile(r"^\[[\d\- :,]+ [EF] \d+ \d+\] \([\w_]+\) [\w.]+:\d+: (?P<msg>.*)$")
 # Python: "ValueError: ...", "ray.exceptions.AuthenticationError: ...", click's "Error: ...".
-_PY_ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)|Error|Aborted!?)\b.*")
+_PY_ERROR = re.compile(r"^[\w.]*(?:Error|Exception): ")
 # Noise a raylet prints at E level while dying; the line before it says why.
 _NOISE = ("Stack trace", "SIGABRT received", "*** ", "Unhandled exception: N5boost")
 _MAX_LEN = 400

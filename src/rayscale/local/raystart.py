@@ -111,8 +111,11 @@ def main(argv: Sequence[str]) -> int:
     if "--no-dashboard-agent" in own:
         _stub_dashboard_agent()
     code = _run_ray_start(ray_args)
-    if code != 0:
-        return code
+    keeper = str(Path(__file__).with_name("nodekeeper.py"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code != 0:  # without --block, ray start leaves what it started running: stop it
+        os.execv(sys.executable, [sys.executable, "-S", "-I", "-u", keeper, f"--stop={code}"])
     import psutil
 
     children = []
@@ -122,9 +125,6 @@ def main(argv: Sequence[str]) -> int:
                 children.append(f"{child.pid}={_kind(child.cmdline())}")
         except psutil.Error:
             continue
-    sys.stdout.flush()
-    sys.stderr.flush()
-    keeper = str(Path(__file__).with_name("nodekeeper.py"))
     os.execv(sys.executable, [sys.executable, "-S", "-I", "-u", keeper, *children])
     return 1  # not reached
 
