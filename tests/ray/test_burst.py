@@ -71,7 +71,7 @@ def test_boot_failure_line_names_the_cause(ray_cluster: Callable[..., LocalRayCl
     with pytest.raises(raynodes.RayNodeExitedError) as exited:
         cluster.wait_joined(bad_flag, timeout=120)
     line = raynodes.boot_failure_line(bad_flag)
-    assert line is not None and "No such option: --bogus" in line, line
+    assert line is not None and "No such option '--bogus'" in line, line
     assert exited.value.failure_line == line
 
     # The original burst failure, made on purpose: the worker's plasma socket is taken.
