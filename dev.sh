@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's two entry points (see README):
-#   ./dev.sh demo   set up, then run the seed-002 autoscaling demo on the embedded runtime
+#   ./dev.sh demo   set up, then run KubeRay's detached-actor autoscaling walkthrough as a demo, locally
 #   ./dev.sh test   set up everything (virtualenv, apt packages, kube-apiserver build), then run
 #                   lint, types and every test tier
 # Extra arguments after `test` go to pytest, e.g. `./dev.sh test -m unit`.
@@ -48,6 +48,8 @@ case $cmd in
         "$VENV/bin/ruff" check src tests
         log "mypy"
         "$VENV/bin/mypy"
+        log "lint-imports (layers)"
+        "$VENV/bin/lint-imports"
         log "pytest (all tiers)"
         exec "$VENV/bin/pytest" "$@"
         ;;

@@ -105,7 +105,10 @@ def up_cmd(
         check_config_maps(head_pod(spec.cluster, f"{name}-head-check"), spec.config_maps)
     except PodSpecError as exc:
         fail(f"{file}: {exc}")
-    record = registry.read(name)
+    try:
+        record = registry.read(name)
+    except registry.CorruptRecordError as exc:
+        fail(str(exc))
     if record is not None and registry.supervisor_alive(record):
         fail(
             f"cluster {name!r} is already running (supervisor pid {record.pid}); "
@@ -149,43 +152,14 @@ def _run_live(sup) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _up_detached(file: Path, name: str, period: float) -> None:
-    import subprocess
-    import time
+    from rayscale.local import control
 
-    from rayscale.local import registry
-
-    log_path = registry.cluster_dir(name) / "supervisor.out"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rayscale.local.supervisor",
-                str(file.resolve()),
-                "--period",
-                str(period),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        record = registry.read(name)
-        if record is not None and record.pid == proc.pid and record.status == "ready":
-            err.print(_connect_text(name, record.client_env()))
-            err.print(f"Supervisor pid {proc.pid}; stop with `rayscale down {name}`.")
-            return
-        if proc.poll() is not None:
-            fail(
-                f"the supervisor exited with code {proc.returncode}:\n"
-                + log_path.read_text()[-3000:],
-                code=1,
-            )
-        time.sleep(0.3)
-    fail(f"the head did not become ready within 300 s; see {log_path}", code=1)
+    try:
+        record = control.up_detached(file, period, name=name)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    err.print(_connect_text(name, record.client_env()))
+    err.print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
 
 
 def _pick(name: str | None) -> str:
@@ -207,18 +181,30 @@ def _pick(name: str | None) -> str:
     return name
 
 
+def _record(name: str):  # type: ignore[no-untyped-def]
+    """The cluster's record, or exit 2 with how to clean up if its state file is unreadable."""
+    from rayscale.local import registry
+
+    try:
+        record = registry.read(name)
+    except registry.CorruptRecordError as exc:
+        fail(str(exc))
+    if record is None:
+        fail(f"no local cluster named {name!r}")
+    return record
+
+
 @app.command("status")
 def status_cmd(
     name: Annotated[str | None, typer.Argument(help="Cluster name (default: the only one)")] = None,
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.text,
 ) -> None:
     """A `ray status`-like view of a local cluster, plus each group's target and reasons."""
-    from rayscale.autoscaler.status import format_status
+    from rayscale.autoscaler.status import ClusterStatus, format_status
     from rayscale.local import registry
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
+    record = _record(name)
     status = registry.read_status(name)
     alive = registry.supervisor_alive(record)
     if output is Output.json:
@@ -237,7 +223,7 @@ def status_cmd(
     if status is None:
         sys.stdout.write(f"{name}: {record.status}, no autoscaler iteration yet\n")
         return
-    sys.stdout.write(format_status(status) + "\n")
+    sys.stdout.write(format_status(ClusterStatus.model_validate(status)) + "\n")
 
 
 @app.command("down")
@@ -246,23 +232,13 @@ def down_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop")] = 90.0,
 ) -> None:
     """Stop every process of a local cluster (even if its supervisor was killed)."""
-    import os
-    import signal
-    import time
-
-    from rayscale.local import registry
+    from rayscale.local import control
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
-    if registry.supervisor_alive(record):
-        os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while registry.supervisor_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.3)
-    left = registry.clean_up(record)
-    if left:
-        fail(f"could not stop: {', '.join(p.describe() for p in left)}", code=1)
+    try:
+        control.down(name, timeout)
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
     err.print(f"{name}: stopped")
 
 
@@ -277,13 +253,13 @@ def exec_cmd(
     """
     import subprocess
 
-    from rayscale.local import registry
     from rayscale.local.kubelet import rewrite_paths
 
     name = _pick(name)
-    record = registry.read(name)
-    assert record is not None
-    argv = [a for a in ctx.args if a != "--"]
+    record = _record(name)
+    argv = list(ctx.args)
+    if argv[:1] == ["--"]:  # click keeps the separator in some positions; later ones are CMD's
+        argv = argv[1:]
     if not argv:
         fail("no command given: rayscale exec NAME -- CMD [ARGS...]")
     if record.status != "ready":
@@ -307,13 +283,92 @@ def demo_cmd(
     ] = 10,
     period: Annotated[float, typer.Option("--period", min=0.1, help="Autoscaler period")] = 0.5,
 ) -> None:
-    """Seed 002 end to end on the embedded runtime, with a timeline; exit 0 if it behaved."""
+    """KubeRay's detached-actor autoscaling walkthrough, locally; exit 0 if it behaved.
+
+    Prints every scaling decision with its reason as it happens.
+    """
     from rayscale.local import demo, registry
 
     record = registry.read(demo.DEMO_NAME)
     if record is not None and registry.supervisor_alive(record):
         fail(f"a demo is already running (pid {record.pid}); `rayscale down {demo.DEMO_NAME}`")
     raise typer.Exit(demo.run(idle_timeout, period, out=lambda s: print(s, flush=True)))
+
+
+@app.command("apiserver")
+def apiserver_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 31888,
+    local: Annotated[
+        bool, typer.Option("--local/--kubernetes", help="Backend: the local runtime (default)")
+    ] = True,
+    records_only: Annotated[
+        bool, typer.Option("--records-only", help="Store clusters and jobs, start no Ray")
+    ] = False,
+    auth_token_file: Annotated[
+        Path | None, typer.Option(help="Require `Authorization: Bearer <token in this file>`")
+    ] = None,
+    period: Annotated[
+        float, typer.Option("--period", min=0.1, help="Autoscaler period of started clusters")
+    ] = 1.0,
+) -> None:
+    """Serve KubeRay's v1 REST API (compute templates, clusters, jobs) on this machine."""
+    from rayscale.apiserver import server
+
+    if not local:
+        fail("the Kubernetes backend is not available yet; run with --local (the default)")
+    try:
+        token = server.read_token(auth_token_file) if auth_token_file else None
+    except server.ServerConfigError as exc:
+        fail(str(exc))
+    server.serve(server.local_backend(records_only, period), host, port, token)
+
+
+@app.command("apply")
+def apply_cmd(
+    file: Annotated[Path, typer.Option("--filename", "-f", help="YAML: ConfigMaps, RayClusters")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+) -> None:
+    """Like `kubectl apply -f`: store the file's ConfigMaps for the API server; start its
+    RayClusters locally."""
+    from rayscale.apiserver.backends.local import LocalBackend, apply_file
+    from rayscale.local import control
+    from rayscale.spec import SpecError
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    backend = LocalBackend()
+    try:
+        for line in apply_file(backend, file, namespace, period):
+            sys.stdout.write(line + "\n")
+    except SpecError as exc:
+        fail(exc.format())
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    except control.ControlError as exc:
+        fail(str(exc), code=1)
+    finally:
+        backend.store.close()
+
+
+@bench_app.command("apiserver")
+def bench_apiserver(
+    clusters: Annotated[int, typer.Option(min=1, help="Cluster records to create")] = 200,
+    requests: Annotated[int, typer.Option(min=10, help="Requests per measured operation")] = 2000,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Instead: driver process vs Ray job submission")
+    ] = False,
+) -> None:
+    """Latency of GET cluster / list clusters and template create/delete rate (records only)."""
+    if jobs:
+        from rayscale.bench.job_paths import main as run_jobs
+
+        raise typer.Exit(run_jobs(3, json_output))
+    from rayscale.bench.apiserver import main as run
+
+    raise typer.Exit(run(clusters, requests, json_output))
 
 
 @bench_app.command("e2e")

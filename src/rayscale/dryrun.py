@@ -2,8 +2,7 @@
 
 The STATE.json format is the planner's input in JSON::
 
-    {"now": 0,
-     "nodes": [{"name", "group", "status": "running"|"pending", "total": {res: n},
+    {"nodes": [{"name", "group", "status": "running"|"pending", "total": {res: n},
                 "available": {res: n}, "idle_seconds": s, "replica": "optional id"}],
      "demand": {"bundles": [{"resources": {res: n}, "count": k}],
                 "placement_groups": [{"strategy": "STRICT_SPREAD", "bundles": [{res: n}]}],
@@ -33,6 +32,7 @@ from rayscale.planner import (
     Strategy,
     UnmetDemand,
 )
+from rayscale.planner.reasons import Reason
 from rayscale.planner.shapes import fmt
 
 
@@ -92,6 +92,8 @@ class StateDemand(_Model):
 
 class State(_Model):
     now: float = 0.0
+    """Accepted for older recordings and not used: the planner has no clock (idle time comes
+    from each node's ``idle_seconds``)."""
     nodes: list[StateNode] = []
     demand: StateDemand = StateDemand()
 
@@ -157,7 +159,7 @@ def to_planner_input(state: State, groups: Sequence[GroupConfig]) -> PlannerInpu
         ),
         request_resources=tuple(state.demand.request_resources),
     )
-    return PlannerInput(groups=tuple(groups), nodes=nodes, demand=demand, now=state.now)
+    return PlannerInput(groups=tuple(groups), nodes=nodes, demand=demand)
 
 
 def _unmet_json(u: UnmetDemand) -> dict[str, Any]:
@@ -165,14 +167,22 @@ def _unmet_json(u: UnmetDemand) -> dict[str, Any]:
         "kind": u.kind.value,
         "resources": dict(u.resources),
         "count": u.count,
-        "reason": u.reason,
+        "reason": u.reason.text(),
+        **_code(u.reason),
     }
     if u.strategy is not None:
         out["strategy"] = u.strategy.value
     return out
 
 
+def _code(reason: Reason) -> dict[str, Any]:
+    """The machine-readable side of a reason, next to its text."""
+    return {"code": reason.code.value, "params": dict(reason.params)}
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON: each reason's text where it always was, and its code and params
+    beside it (``reason_codes`` per group, ``code``/``params`` per deletion and unmet demand)."""
     return {
         "groups": {
             name: {
@@ -180,11 +190,15 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "current": g.current,
                 "launch": g.launch,
                 "delete": g.delete,
-                "reasons": list(g.reasons),
+                "reasons": [r.text() for r in g.reasons],
+                "reason_codes": [_code(r) for r in g.reasons],
             }
             for name, g in plan.groups.items()
         },
-        "delete": [{"node": d.node, "group": d.group, "reason": d.reason} for d in plan.delete],
+        "delete": [
+            {"node": d.node, "group": d.group, "reason": d.reason.text(), **_code(d.reason)}
+            for d in plan.delete
+        ],
         "infeasible": [_unmet_json(u) for u in plan.infeasible],
         "held_back": [_unmet_json(u) for u in plan.held_back],
         "protected": list(plan.protected),
@@ -197,9 +211,9 @@ def plan_to_text(plan: Plan) -> str:
         change = f"+{g.launch}" if g.launch else ""
         change += f" -{g.delete}" if g.delete else ""
         lines.append(f"  {name}: {g.current} -> {g.replicas} replicas {change}".rstrip())
-        lines += [f"    - {r}" for r in g.reasons]
+        lines += [f"    - {r.text()}" for r in g.reasons]
     lines.append("Delete:")
-    lines += [f"  {d.node} ({d.group}): {d.reason}" for d in plan.delete] or ["  (none)"]
+    lines += [f"  {d.node} ({d.group}): {d.reason.text()}" for d in plan.delete] or ["  (none)"]
     lines.append("Infeasible:")
     lines += _unmet_lines(plan.infeasible)
     if plan.held_back:
@@ -214,5 +228,5 @@ def _unmet_lines(items: Sequence[UnmetDemand]) -> list[str]:
     out = []
     for u in items:
         label = f"{u.strategy.value} placement group " if u.strategy else ""
-        out.append(f"  {u.count} × {label}{fmt(u.resources)}: {u.reason}")
+        out.append(f"  {u.count} × {label}{fmt(u.resources)}: {u.reason.text()}")
     return out

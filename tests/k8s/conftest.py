@@ -50,10 +50,17 @@ def _binaries() -> KubeBinaries:
 
 
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSession]:
+def kube_binaries() -> KubeBinaries:
+    """etcd and kube-apiserver from the environment; the tier fails (not skips) without them."""
+    return _binaries()
+
+
+@pytest.fixture(scope="session")
+def kube(
+    tmp_path_factory: pytest.TempPathFactory, kube_binaries: KubeBinaries
+) -> Iterator[KubeSession]:
     """A ready control plane for the whole session, with an admin lightkube client."""
-    binaries = _binaries()
-    with LocalKube(tmp_path_factory.mktemp("kube"), binaries) as cluster:
+    with LocalKube(tmp_path_factory.mktemp("kube"), kube_binaries) as cluster:
         _timings.update(etcd=cluster.etcd_ready_seconds, apiserver=cluster.ready_seconds)
         client = Client(
             config=KubeConfig.from_file(cluster.kubeconfig), field_manager="rayscale-tests"

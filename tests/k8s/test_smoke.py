@@ -23,6 +23,7 @@ from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import PatchType
 
 from rayscale.testing.kube import KubeSession
+from rayscale.waiting import wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -92,14 +93,23 @@ CRD = {
 @pytest.fixture(scope="module")
 def crd(kube: KubeSession) -> CustomResourceDefinition:
     kube.client.apply(from_dict(CRD), field_manager="rayscale-tests")
-    deadline = time.monotonic() + 60  # Client.wait() has no timeout: poll instead
-    while True:
-        got = kube.client.get(CustomResourceDefinition, CRD["metadata"]["name"])
-        conditions = got.status.conditions if got.status else None
+    last: CustomResourceDefinition | None = None
+
+    def established() -> CustomResourceDefinition | None:
+        nonlocal last
+        last = kube.client.get(CustomResourceDefinition, CRD["metadata"]["name"])
+        conditions = last.status.conditions if last.status else None
         if any(c.type == "Established" and c.status == "True" for c in conditions or []):
-            return got
-        assert time.monotonic() < deadline, f"CRD not Established after 60s: {got.status}"
-        time.sleep(0.2)
+            return last
+        return None
+
+    # Client.wait() has no timeout: poll instead.
+    return wait_until(
+        established,
+        60,
+        "the CRD to be Established",
+        detail=lambda: f"last status: {last.status if last else None}",
+    )
 
 
 @pytest.fixture
@@ -129,14 +139,27 @@ def _smoke_cluster(name: str, replicas: int = 1) -> Any:
 
 def _create_when_served(client: Client, obj: Any, namespace: str) -> Any:
     """Create `obj`; retry the short 404 window between Established and the handler serving."""
-    deadline = time.monotonic() + 30
-    while True:
+    created: list[Any] = []  # the object itself may be falsy (an empty dict subclass)
+    last_404 = ""
+
+    def create() -> bool:
+        nonlocal last_404
         try:
-            return client.create(obj, namespace=namespace)
+            created.append(client.create(obj, namespace=namespace))
         except ApiError as err:
-            if err.status.code != 404 or time.monotonic() > deadline:
+            if err.status.code != 404:
                 raise
-            time.sleep(0.2)
+            last_404 = err.status.message or ""
+            return False
+        return True
+
+    wait_until(
+        create,
+        30,
+        f"the API to serve {type(obj).__name__}",
+        detail=lambda: f"last 404: {last_404}",
+    )
+    return created[0]
 
 
 def test_namespace_is_created_and_active(kube: KubeSession, namespace: str) -> None:

@@ -42,6 +42,7 @@ import yaml
 from rayscale.local import processes
 from rayscale.local.processes import ProcessInfo
 from rayscale.spec import sample_path
+from rayscale.waiting import StopWaiting, wait_until
 
 RAYSCALE = str(Path(sys.executable).with_name("rayscale"))
 LEAK_MESSAGE = "RAY PROCESS LEAK"
@@ -217,18 +218,6 @@ def head_start_processes(prefix: str) -> list[psutil.Process]:
     return out
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 # --- a cluster run through the CLI ------------------------------------------------------------
 
 
@@ -284,6 +273,19 @@ class RuntimeCluster:
         except (OSError, ValueError):
             return None
 
+    def records(self, file: str) -> list[dict[str, Any]]:
+        """The supervisor's own JSONL records: ``ticks.jsonl`` (group counts whenever they
+        change) or ``events.jsonl`` (every decision with its reason code)."""
+        out = []
+        try:
+            lines = (self.cluster_dir / file).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
     def log_tail(self, max_bytes: int = 4000) -> str:
         parts = []
         for name in ("supervisor.log", "supervisor.out"):
@@ -332,22 +334,23 @@ class RuntimeCluster:
         interval: float = 0.5,
     ) -> Status:
         """Poll ``status -o json`` until ``check`` holds; fail with the last status and log."""
-        deadline = time.monotonic() + timeout
         last: Status = {}
-        while True:
+
+        def ready() -> Status | None:
+            nonlocal last
             last = self.status()
             if last.get("groups") and check(last):
                 return last
             if not last.get("supervisor", {}).get("alive", True):
-                raise AssertionError(
+                raise StopWaiting(
                     f"{self.name}: supervisor died while waiting for {what}\n{self.log_tail()}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name}: timed out after {timeout:.0f}s waiting for {what}\n"
-                    f"last status: {json.dumps(summary(last), indent=1)}\n{self.log_tail()}"
-                )
-            time.sleep(interval)
+            return None
+
+        def detail() -> str:
+            return f"last status: {json.dumps(summary(last), indent=1)}\n{self.log_tail()}"
+
+        return wait_until(ready, timeout, f"{self.name}: {what}", interval, detail)
 
     def wait_workers(
         self, running: int, timeout: float = 180.0, group_name: str = "small-group"

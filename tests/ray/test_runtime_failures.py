@@ -20,6 +20,7 @@ from rayscale.local import processes
 from tests.ray.runtime_helpers import (
     RuntimeFactory,
     counts,
+    describe,
     head_start_processes,
     node_processes,
     ray_start_leader,
@@ -147,3 +148,23 @@ def test_up_after_the_supervisor_was_killed_replaces_the_old_processes(
     assert len(head_start_processes(cluster.prefix)) == 1
     log = (cluster.cluster_dir / "supervisor.log").read_text()
     assert "left by a dead supervisor" in log, log[-2000:]
+
+
+def test_corrupt_state_file_is_a_clear_error_and_down_still_stops_everything(
+    runtime: RuntimeFactory,
+) -> None:
+    cluster = runtime("autoscaler", "corrupt")
+    cluster.up()
+    cluster.wait_workers(0, timeout=60)
+    cluster._remember()
+    assert node_processes(cluster.run_dir), "the head runs"
+    (cluster.cluster_dir / "state.json").write_text("{not json")
+
+    status = cluster.cli.run("status", cluster.name)
+    assert status.returncode == 2, describe(status)
+    assert "unreadable" in status.stderr and f"rayscale down {cluster.name}" in status.stderr
+    assert "Traceback" not in status.stderr
+
+    down = cluster.down()
+    assert down.returncode == 0, describe(down)
+    wait_until(lambda: not cluster.leftovers(), 30, "every process of the cluster to stop")

@@ -6,6 +6,7 @@ valid, the demand the plan claims to satisfy really fits into the capacity after
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 
@@ -18,8 +19,10 @@ from rayscale.planner import (
     PlannerInput,
     Strategy,
 )
+from rayscale.planner.reasons import ReasonCode
 
 TOL = 1e-6
+_HELD = (ReasonCode.HELD_BACK, ReasonCode.WAITING_FOR_BUSY_NODES)
 
 
 def _fits(cap: Mapping[str, float], need: Mapping[str, float]) -> bool:
@@ -48,7 +51,17 @@ def _busy(node: NodeView) -> bool:
     )
 
 
+def _check_reasons(plan: Plan) -> None:
+    """Every reason has JSON-compatible params and renders to text."""
+    reasons = [r for d in plan.groups.values() for r in d.reasons]
+    reasons += [d.reason for d in plan.delete] + [u.reason for u in plan.unmet]
+    for r in reasons:
+        assert json.loads(json.dumps(dict(r.params))) == dict(r.params), r
+        assert r.text(), r
+
+
 def check_plan(inp: PlannerInput, plan: Plan) -> None:
+    _check_reasons(plan)
     groups: dict[str, GroupConfig] = {g.name: g for g in inp.groups}
     nodes = {n.name: n for n in inp.nodes}
 
@@ -127,7 +140,7 @@ def check_plan(inp: PlannerInput, plan: Plan) -> None:
         if u.infeasible and u.kind is not DemandKind.PLACEMENT_GROUP:
             _check_infeasible(inp, u.resources)
         if not u.infeasible:
-            assert u.reason.startswith(("held back", "waiting")), u.reason
+            assert u.reason.code in _HELD, u.reason
             if u.kind is not DemandKind.PLACEMENT_GROUP:
                 _check_held_back(inp, plan, u.resources)
     for i, b in enumerate(demand.bundles):

@@ -36,6 +36,11 @@ def test_json_output_keeps_the_documented_keys() -> None:
     (infeasible,) = plan["infeasible"]
     assert set(infeasible) >= {"resources", "count", "reason"}
     assert "GPU" in infeasible["reason"]
+    assert infeasible["code"] == "missing_resource" and "GPU" in infeasible["params"]["missing"]
+    # each group reason's text, with its code and params beside it
+    assert len(group["reason_codes"]) == len(group["reasons"])
+    assert group["reason_codes"][0]["code"] == "demand_fits_no_node"
+    assert group["reasons"][0].startswith("launch 4: placement group STRICT_SPREAD 3 × {CPU: 1}")
 
 
 def test_text_output_explains() -> None:
@@ -57,7 +62,13 @@ def test_idle_worker_deleted_with_reason(tmp_path: Path) -> None:
     code, out, _ = run("plan", str(SAMPLE), "--state", str(path), "-o", "json")
     assert code == 0
     assert json.loads(out)["delete"] == [
-        {"node": "w", "group": "small-group", "reason": "idle 61 s ≥ 60 s idle timeout"}
+        {
+            "node": "w",
+            "group": "small-group",
+            "reason": "delete w: idle 61 s ≥ 60 s idle timeout",
+            "code": "idle_timeout",
+            "params": {"group": "small-group", "nodes": ["w"], "idle_s": 61, "timeout_s": 60},
+        }
     ]
 
 

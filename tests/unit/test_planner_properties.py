@@ -96,7 +96,7 @@ def snapshots(draw: st.DrawFn) -> PlannerInput:
         for _ in range(draw(st.integers(0, 3)))
     )
     rr = tuple(draw(shapes()) for _ in range(draw(st.integers(0, 6))))
-    return PlannerInput(groups, tuple(nodes), Demand(bundles, pgs, rr), now=1000.0)
+    return PlannerInput(groups, tuple(nodes), Demand(bundles, pgs, rr))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

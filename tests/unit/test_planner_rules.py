@@ -22,6 +22,7 @@ from rayscale.planner import (
     Strategy,
     plan,
 )
+from rayscale.planner.reasons import Reason, ReasonCode
 from tests.unit.plan_checker import check_plan
 
 pytestmark = pytest.mark.unit
@@ -304,7 +305,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_rule(case: Case) -> None:
-    inp = PlannerInput(case.groups, case.nodes, case.demand, now=100.0)
+    inp = PlannerInput(case.groups, case.nodes, case.demand)
     result = plan(inp)
     check_plan(inp, result)
     for group, replicas in case.replicas.items():
@@ -313,9 +314,9 @@ def test_rule(case: Case) -> None:
     assert len(result.infeasible) == case.infeasible, result.unmet
     assert len(result.held_back) == case.held_back, result.unmet
     text = "\n".join(
-        [r for g in result.groups.values() for r in g.reasons]
-        + [u.reason for u in result.unmet]
-        + [d.reason for d in result.delete]
+        [r.text() for g in result.groups.values() for r in g.reasons]
+        + [u.reason.text() for u in result.unmet]
+        + [d.reason.text() for d in result.delete]
     )
     for snippet in case.reason_has:
         assert snippet in text, text
@@ -327,21 +328,30 @@ def test_infeasible_reason_names_the_missing_resource() -> None:
     inp = PlannerInput((SMALL,), (head(),), bundles(({"CPU": 1, "GPU": 1}, 2)))
     (unmet,) = plan(inp).infeasible
     assert unmet.kind is DemandKind.TASK and unmet.count == 2
-    assert "GPU: no group or node has it" in unmet.reason
+    assert unmet.reason.code is ReasonCode.MISSING_RESOURCE
+    assert unmet.reason.params["missing"] == {"GPU": {"needs": 1.0, "offers": 0.0}}
+    assert "GPU: no group or node has it" in unmet.reason.text()
 
 
 def test_too_big_reason_names_the_largest_offer() -> None:
     inp = PlannerInput((SMALL,), (head(),), bundles(({"CPU": 3}, 1)))
     (unmet,) = plan(inp).infeasible
-    assert "CPU: needs 3, largest offers 1" in unmet.reason
+    assert "CPU: needs 3, largest offers 1" in unmet.reason.text()
 
 
 def test_deletion_reason_and_head_untouched() -> None:
     inp = PlannerInput((SMALL,), (head(), worker("w1", idle=61)))
-    assert plan(inp).delete == (Deletion("w1", "small-group", "idle 61 s ≥ 60 s idle timeout"),)
+    (deletion,) = plan(inp).delete
+    assert (deletion.node, deletion.group) == ("w1", "small-group")
+    assert deletion.reason.code is ReasonCode.IDLE_TIMEOUT
+    assert deletion.reason.params["idle_s"] == 61 and deletion.reason.params["timeout_s"] == 60
+    assert deletion.reason.text() == "delete w1: idle 61 s ≥ 60 s idle timeout"
 
 
 # --- the checker itself must be able to fail -----------------------------------------------
+_X = Reason(ReasonCode.IDLE_TIMEOUT, {"nodes": ["x"], "idle_s": 1, "timeout_s": 1})
+
+
 def _mutations() -> dict[str, Callable[[Plan], Plan]]:
     def drop_launch(p: Plan) -> Plan:
         g = p.groups["small-group"]
@@ -353,10 +363,10 @@ def _mutations() -> dict[str, Callable[[Plan], Plan]]:
         return dataclasses.replace(p, placements=(*p.placements, first))
 
     def delete_busy(p: Plan) -> Plan:
-        return dataclasses.replace(p, delete=(Deletion("busy", "small-group", "x"),))
+        return dataclasses.replace(p, delete=(Deletion("busy", "small-group", _X),))
 
     def delete_head(p: Plan) -> Plan:
-        return dataclasses.replace(p, delete=(Deletion("head", HEAD_GROUP, "x"),))
+        return dataclasses.replace(p, delete=(Deletion("head", HEAD_GROUP, _X),))
 
     def lose_demand(p: Plan) -> Plan:
         return dataclasses.replace(p, placements=p.placements[1:])
@@ -372,9 +382,7 @@ def _mutations() -> dict[str, Callable[[Plan], Plan]]:
 
 @pytest.mark.parametrize("mutate", list(_mutations().values()), ids=list(_mutations()))
 def test_checker_rejects_broken_plans(mutate: Callable[[Plan], Plan]) -> None:
-    inp = PlannerInput(
-        (SMALL,), (head(), worker("busy", free=0, idle=0)), bundles((CPU1, 2)), now=1.0
-    )
+    inp = PlannerInput((SMALL,), (head(), worker("busy", free=0, idle=0)), bundles((CPU1, 2)))
     good = plan(inp)
     check_plan(inp, good)
     with pytest.raises(AssertionError):

@@ -7,6 +7,7 @@ import json
 import pytest
 from ray.core.generated import autoscaler_pb2 as pb
 
+from rayscale.autoscaler.scale import BadDemandError
 from rayscale.planner import Strategy
 from rayscale.ray.demand import demand_of, kv_request_resources, nodes_of
 
@@ -79,6 +80,16 @@ def test_v1_kv_request_resources_used_when_no_v2_constraint() -> None:
     assert demand_of(state, kv).request_resources == ({"CPU": 1.0}, {"CPU": 1.0})
 
 
-@pytest.mark.parametrize("raw", [None, b"", b"{}", b"[]"], ids=["none", "empty", "object", "list"])
+@pytest.mark.parametrize("raw", [None, b"", b"[]"], ids=["none", "empty", "list"])
 def test_kv_request_resources_empty(raw: bytes | None) -> None:
     assert kv_request_resources(raw) == []
+
+
+@pytest.mark.parametrize(
+    "raw", [b"lots", b"{}", b"[1]", b'[{"CPU": "x"}]'], ids=["text", "object", "item", "value"]
+)
+def test_kv_request_resources_bad_value_names_the_key_and_the_fix(raw: bytes) -> None:
+    with pytest.raises(BadDemandError) as info:
+        kv_request_resources(raw)
+    assert "autoscaler_resource_request" in str(info.value)
+    assert "request_resources()" in str(info.value)

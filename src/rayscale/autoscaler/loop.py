@@ -1,10 +1,17 @@
-"""The autoscaler loop: observe -> plan -> act, once per period, for one cluster.
+"""The autoscaler loop: observe -> plan -> desired state, for one cluster.
 
-The loop owns no policy: :func:`rayscale.planner.plan` decides. The loop only gathers the
-snapshot (Ray's view from GCS, the backend's view of its workers), applies the plan through a
-backend (local processes, or the RayCluster CR on Kubernetes) and reports what it did. A
-failing tick is logged and retried; it never ends the loop (unlike Ray v1, which exits after
+The loop owns no policy (:func:`rayscale.planner.plan` decides) and creates no pods (the
+runtime's reconciler does). Each tick it reads Ray's state and the runtime's desired state and
+pods, plans, drains the replicas it wants gone, and writes ONE :class:`ScaleRequest`.
+
+It survives partial failure: every action (reading request_resources, each replica's drain,
+applying the request) fails on its own, is logged with its cause and counted, and the rest of
+the tick still happens. A failing tick is retried; it never ends the loop (Ray v1 exits after
 its sixth exception).
+
+It reacts fast without loading GCS: it reads Ray's state every ``read_period`` (cheap, under
+1 ms), and plans only when what it read changed or a timer (an idle timeout) is due, or at
+least every ``plan_period``.
 """
 
 from __future__ import annotations
@@ -12,10 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
+from rayscale.autoscaler.scale import (
+    Backend,
+    BadDemandError,
+    GroupTarget,
+    Observation,
+    RayNode,
+    RayView,
+    ScaleRequest,
+    WorkerPod,
+)
 from rayscale.planner import (
     HEAD_GROUP,
     Demand,
@@ -25,91 +43,132 @@ from rayscale.planner import (
     PlannerInput,
     plan,
 )
-from rayscale.ray.demand import RayNode
+from rayscale.planner.reasons import Reason, ReasonCode
 
 log = logging.getLogger("rayscale.autoscaler")
 
-WorkerPhase = Literal["starting", "running", "exited"]
+EventType = Literal["launch", "delete", "keep", "drain_refused", "action_failed", "waiting"]
+PENDING_PREFIX = "pending:"
+"""Names of replicas the desired state asks for but whose pods do not exist yet."""
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    """A worker the backend manages (a local process, or a pod)."""
+class Event:
+    """One decision of a tick, for logs, ``events.jsonl``, Kubernetes Events and metrics."""
 
-    name: str
+    type: EventType
     group: str
-    phase: WorkerPhase
-    replica: str | None = None
-    exit_code: int | None = None
+    reason: Reason
+    count: int = 0
+    nodes: tuple[str, ...] = ()
 
-
-class Backend(Protocol):
-    """Where workers live. ``launch`` and ``remove`` return quickly; boots happen async."""
-
-    def workers(self) -> list[WorkerRecord]: ...
-
-    def launch(self, group: GroupConfig, replicas: int) -> list[str]: ...
-
-    def remove(self, names: Sequence[str]) -> None: ...
-
-
-class RayView(Protocol):
-    """Ray's side: nodes and demand from GCS, and the drain RPC."""
-
-    def snapshot(self) -> tuple[list[RayNode], Demand]: ...
-
-    def drain(self, node_id: str, reason: str) -> tuple[bool, str]: ...
+    def to_json(self, at: float) -> dict[str, Any]:
+        return {
+            "at": at,
+            "type": self.type,
+            "group": self.group,
+            "count": self.count,
+            "nodes": list(self.nodes),
+            "reason": self.reason.to_json(),
+        }
 
 
 @dataclass(slots=True)
 class TickReport:
-    """What one iteration saw and did; the status view and metrics are built from it."""
+    """What one planning iteration saw and did; status, logs and metrics are built from it."""
 
     at: float
+    observation: Observation
+    ray_nodes: list[RayNode]
     nodes: list[NodeView]
     demand: Demand
     plan: Plan
-    launched: dict[str, list[str]] = field(default_factory=dict)
-    deleted: list[str] = field(default_factory=list)
-    drain_refused: list[str] = field(default_factory=list)
-    exited: list[WorkerRecord] = field(default_factory=list)
+    request: ScaleRequest = field(default_factory=lambda: ScaleRequest({}))
+    applied: bool = False
+    events: list[Event] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    plan_seconds: float = 0.0
+
+
+# -- the planner's view of the cluster ---------------------------------------------------------
+
+
+def _pod_replicas(pods: Iterable[WorkerPod]) -> set[str]:
+    return {p.replica or p.name for p in pods}
 
 
 def merge_views(
-    groups: Sequence[GroupConfig], workers: Sequence[WorkerRecord], ray_nodes: Sequence[RayNode]
+    groups: Sequence[GroupConfig], observation: Observation, ray_nodes: Sequence[RayNode]
 ) -> list[NodeView]:
-    """One NodeView per live worker plus the head: running once Ray knows it, else pending."""
+    """One NodeView per live worker pod and the head (running once Ray knows it, else
+    pending), plus a pending placeholder per replica the desired state asks for whose pods do
+    not exist yet: the planner counts them, so nothing is launched twice."""
     by_instance = {n.instance_id: n for n in ray_nodes}
-    resources = {g.name: g.resources for g in groups}
     views = [
         NodeView(n.instance_id or n.node_id, HEAD_GROUP, "running", n.total, n.available, n.idle_s)
         for n in ray_nodes
         if n.group == HEAD_GROUP
     ]
-    known = {g.name for g in groups}
-    for worker in workers:
-        if worker.phase == "exited" or worker.group not in known:
-            continue
-        node = by_instance.get(worker.name)
-        if node is None:
-            total = resources[worker.group]
-            views.append(
-                NodeView(worker.name, worker.group, "pending", total, total, 0.0, worker.replica)
-            )
-        elif node.status != "draining":
-            views.append(
-                NodeView(
-                    worker.name,
-                    worker.group,
-                    "running",
-                    node.total,
-                    node.available,
-                    node.idle_s,
-                    worker.replica,
-                )
-            )
+    listed = {name for t in observation.targets.values() for name in t.workers_to_delete}
+    for config in groups:
+        pods = [
+            p
+            for p in observation.pods
+            if p.group == config.name and p.phase != "failed" and p.name not in listed
+        ]
+        for pod in pods:
+            view = _pod_view(config, pod, by_instance.get(pod.name))
+            if view is not None:
+                views.append(view)
+        target = observation.targets.get(config.name, GroupTarget(0))
+        missing = target.replicas - len(_pod_replicas(pods))
+        for i in range(max(0, missing)):
+            replica = f"{PENDING_PREFIX}{config.name}:{i}"
+            for host in range(max(1, config.num_of_hosts)):
+                name = f"{replica}:{host}"
+                total = config.resources
+                views.append(NodeView(name, config.name, "pending", total, total, 0.0, replica))
     return views
+
+
+def _pod_view(config: GroupConfig, pod: WorkerPod, node: RayNode | None) -> NodeView | None:
+    replica = pod.replica if config.num_of_hosts > 1 else None
+    if node is None:
+        total = config.resources
+        return NodeView(pod.name, config.name, "pending", total, total, 0.0, replica)
+    if node.status == "draining":
+        return None  # on its way out; the planner must not count on it
+    return NodeView(
+        pod.name, config.name, "running", node.total, node.available, node.idle_s, replica
+    )
+
+
+def signature(
+    observation: Observation, ray_nodes: Sequence[RayNode], demand: Demand
+) -> tuple[Any, ...]:
+    """What a new plan depends on, minus the idle clocks (those are handled as timers)."""
+    nodes = tuple(
+        sorted(
+            (n.instance_id, n.status, tuple(sorted(n.available.items())), n.idle_s > 0)
+            for n in ray_nodes
+        )
+    )
+    return (observation, nodes, demand)
+
+
+def next_timer(groups: Sequence[GroupConfig], ray_nodes: Sequence[RayNode]) -> float:
+    """Seconds until the first idle node reaches its group's idle timeout (inf if none)."""
+    timeouts = {g.name: g.idle_timeout_s for g in groups}
+    due = [
+        timeouts[n.group] - n.idle_s
+        for n in ray_nodes
+        if n.idle_s > 0 and n.group in timeouts and n.status != "draining"
+    ]
+    return max(0.0, min(due)) if due else float("inf")
+
+
+# -- the loop -----------------------------------------------------------------------------------
 
 
 class Autoscaler:
@@ -122,94 +181,248 @@ class Autoscaler:
         on_tick: Callable[[TickReport], None] | None = None,
     ) -> None:
         self.groups = tuple(groups)
+        self.configs = {g.name: g for g in self.groups}
         self.ray = ray
         self.backend = backend
         self.clock = clock
         self.on_tick = on_tick
-        self.failures = 0
-        self._last_notes: tuple[str, ...] = ()
+        self.failures = 0  # ticks that failed as a whole
+        self.errors: Counter[str] = Counter()  # failed actions, by action
+        self._bad_request: str | None = None
+        self._last_unmet: tuple[str, ...] = ()
 
     # -- one iteration ------------------------------------------------------------------------
-    def tick(self) -> TickReport:
+    def observe(self) -> tuple[Observation, list[RayNode], Demand]:
+        """Read the runtime and Ray. The request_resources read may fail on its own."""
+        observation = self.backend.observe()
+        ray_nodes, demand = self.ray.nodes_and_demand()
+        if not demand.request_resources:
+            demand = replace(demand, request_resources=tuple(self._requested()))
+        return observation, ray_nodes, demand
+
+    def _requested(self) -> list[dict[str, float]]:
+        try:
+            bundles = self.ray.requested_resources()
+        except BadDemandError as exc:
+            if str(exc) != self._bad_request:
+                self._count("read request_resources")
+                log.warning("ignoring request_resources: %s", exc)
+                self._bad_request = str(exc)
+            return []
+        except Exception as exc:
+            self._count("read request_resources")
+            log.warning("reading request_resources failed (%s); using none this tick", exc)
+            return []
+        self._bad_request = None
+        return bundles
+
+    def tick(self, snapshot: tuple[Observation, list[RayNode], Demand] | None = None) -> TickReport:
         started = time.perf_counter()
-        ray_nodes, demand = self.ray.snapshot()
-        workers = self.backend.workers()
-        exited = [w for w in workers if w.phase == "exited"]
-        if exited:
-            for w in exited:
-                log.warning(
-                    "worker %s (%s) exited with code %s; it is replaced if still needed",
-                    w.name,
-                    w.group,
-                    w.exit_code,
-                )
-            self.backend.remove([w.name for w in exited])
-        nodes = merge_views(self.groups, workers, ray_nodes)
+        observation, ray_nodes, demand = snapshot or self.observe()
+        nodes = merge_views(self.groups, observation, ray_nodes)
         now = self.clock()
-        result = plan(PlannerInput(self.groups, tuple(nodes), demand, now))
-        report = TickReport(now, nodes, demand, result, exited=exited)
-        self._apply_deletions(result, ray_nodes, report)
-        self._apply_launches(result, report)
-        self._log_notes(result)
+        t0 = time.perf_counter()
+        result = plan(PlannerInput(self.groups, tuple(nodes), demand))
+        report = TickReport(now, observation, ray_nodes, nodes, demand, result)
+        report.plan_seconds = time.perf_counter() - t0
+        targets = self._targets(report)
+        if targets:
+            report.request = ScaleRequest(targets)
+            report.applied = self._apply(report)
+        self._log(report)
+        report.errors = Counter(self.errors)
         report.seconds = time.perf_counter() - started
         if self.on_tick is not None:
             self.on_tick(report)
         return report
 
-    def _apply_deletions(
-        self, result: Plan, ray_nodes: Sequence[RayNode], report: TickReport
-    ) -> None:
-        by_instance = {n.instance_id: n for n in ray_nodes}
-        for deletion in result.delete:
-            node = by_instance.get(deletion.node)
-            if node is not None:
-                accepted, message = self.ray.drain(node.node_id, deletion.reason)
-                if not accepted:
-                    log.info(
-                        "keep %s: drain refused by Ray (%s)",
-                        deletion.node,
-                        message or "node became busy",
-                    )
-                    report.drain_refused.append(deletion.node)
-                    continue
-            log.info("delete %s: %s", deletion.node, deletion.reason)
-            self.backend.remove([deletion.node])
-            report.deleted.append(deletion.node)
-
-    def _apply_launches(self, result: Plan, report: TickReport) -> None:
-        configs = {g.name: g for g in self.groups}
-        for name, decision in result.groups.items():
-            if decision.launch <= 0:
+    def _targets(self, report: TickReport) -> dict[str, GroupTarget]:
+        """The new desired state of every group that changes."""
+        observation = report.observation
+        existing = {p.name: p for p in observation.pods}
+        out: dict[str, GroupTarget] = {}
+        for config in self.groups:
+            current = observation.targets.get(config.name, GroupTarget(0))
+            waiting = tuple(n for n in current.workers_to_delete if n in existing)
+            if waiting:  # KubeRay's protocol: not again until the listed pods are gone
+                reason = Reason(
+                    ReasonCode.DELETE_PENDING, {"group": config.name, "nodes": list(waiting)}
+                )
+                report.events.append(Event("waiting", config.name, reason, nodes=waiting))
                 continue
-            names = self.backend.launch(configs[name], decision.launch)
-            report.launched[name] = names
-            log.info(
-                "launch %d %s: %s",
-                decision.launch,
-                name,
-                "; ".join(r.split(": ", 1)[1] for r in decision.reasons if r.startswith("launch ")),
-            )
+            target = self._group_target(config, current, existing, report)
+            if target != current:
+                out[config.name] = target
+        return out
 
-    def _log_notes(self, result: Plan) -> None:
-        """Infeasible and held-back demand, logged when it changes (not every second)."""
-        notes = tuple(
-            f"{'infeasible' if u.infeasible else 'held back'}: {u.count} × "
-            f"{dict(u.resources)}: {u.reason}"
-            for u in result.unmet
+    def _group_target(
+        self,
+        config: GroupConfig,
+        current: GroupTarget,
+        existing: Mapping[str, WorkerPod],
+        report: TickReport,
+    ) -> GroupTarget:
+        decision = report.plan.groups[config.name]
+        replicas = decision.replicas
+        to_delete: list[str] = []
+        for nodes, reason in self._replicas_to_delete(config.name, report.plan, existing):
+            pods = [n for n in nodes if n in existing]
+            if self._drain_replica(config.name, pods, reason, report):
+                to_delete += pods
+                report.events.append(
+                    Event("delete", config.name, reason, count=1, nodes=tuple(nodes))
+                )
+            else:
+                replicas += 1
+        replicas = max(0, min(replicas, config.max_replicas))
+        grown = replicas - current.replicas
+        if grown > 0 and decision.launch > 0:
+            for reason in decision.reasons:
+                if reason.code in _LAUNCH_CODES:
+                    report.events.append(Event("launch", config.name, reason, count=grown))
+                    break
+        return GroupTarget(replicas, tuple(sorted(to_delete)))
+
+    def _replicas_to_delete(
+        self, group: str, result: Plan, existing: Mapping[str, WorkerPod]
+    ) -> list[tuple[list[str], Reason]]:
+        """The plan's deletions of ``group`` as whole replicas: every host of a replica goes
+        together, even if the plan named only some of them."""
+        hosts: dict[str, list[str]] = {}
+        for pod in existing.values():
+            if pod.group == group and pod.replica:
+                hosts.setdefault(pod.replica, []).append(pod.name)
+        out: dict[str, tuple[list[str], Reason]] = {}
+        for deletion in result.delete:
+            if deletion.group != group:
+                continue
+            found = existing.get(deletion.node)
+            key = (found.replica if found else None) or deletion.node
+            if key not in out:
+                nodes = sorted(hosts.get(key, [deletion.node]))
+                out[key] = (nodes, deletion.reason)
+        return list(out.values())
+
+    def _drain_replica(
+        self, group: str, pods: Sequence[str], reason: Reason, report: TickReport
+    ) -> bool:
+        """Drain every host of a replica that Ray knows; all or nothing.
+
+        Hosts go least idle first, so the one likeliest to refuse is asked first. Ray 2.60
+        has no way to undo an accepted drain: if a later host refuses, the hosts already
+        drained stay cordoned until the whole replica is idle and goes (the event says so).
+        """
+        by_instance = {n.instance_id: n for n in report.ray_nodes}
+        nodes = sorted((by_instance[p] for p in pods if p in by_instance), key=lambda n: n.idle_s)
+        drained: list[str] = []
+        for node in nodes:
+            if node.status == "draining":
+                drained.append(node.instance_id)
+                continue
+            try:
+                accepted, message = self.ray.drain(node.node_id, reason.text())
+            except Exception as exc:
+                self._count("drain")
+                self._failed(report, group, "drain", node.instance_id, exc)
+                accepted, message = False, f"drain failed: {exc}"
+            if not accepted:
+                params = {
+                    "group": group,
+                    "nodes": list(pods),
+                    "node": node.instance_id,
+                    "message": message,
+                    "cordoned": drained,
+                }
+                refused = Reason(ReasonCode.DRAIN_REFUSED, params)
+                report.events.append(Event("drain_refused", group, refused, nodes=tuple(pods)))
+                return False
+            drained.append(node.instance_id)
+        return True
+
+    def _apply(self, report: TickReport) -> bool:
+        try:
+            result = self.backend.apply(report.request)
+        except Exception as exc:
+            self._count("apply")
+            self._failed(report, "", "apply", "desired state", exc)
+            return False
+        if not result.applied and result.error:
+            self._count("apply")
+            self._failed(report, "", "apply", "desired state", result.error)
+        return result.applied
+
+    def _failed(
+        self, report: TickReport, group: str, action: str, target: str, error: object
+    ) -> None:
+        reason = Reason(
+            ReasonCode.ACTION_FAILED, {"action": action, "target": target, "error": str(error)}
         )
-        if notes != self._last_notes:
-            for note in notes:
-                log.info("%s", note)
-            self._last_notes = notes
+        report.events.append(Event("action_failed", group, reason, nodes=(target,)))
+
+    def _count(self, action: str) -> None:
+        self.errors[action] += 1
+
+    def _log(self, report: TickReport) -> None:
+        for event in report.events:
+            if event.type == "waiting":
+                continue
+            level = logging.WARNING if event.type == "action_failed" else logging.INFO
+            log.log(
+                level,
+                "%s: %s",
+                event.type,
+                event.reason.text(),
+                extra={"reason_code": event.reason.code.value},
+            )
+        unmet = tuple(u.reason.text() for u in report.plan.unmet)
+        if unmet != self._last_unmet:  # logged when it changes, not every tick
+            for line in unmet:
+                log.info("%s", line)
+            self._last_unmet = unmet
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self, period: float, stop: threading.Event) -> None:
-        """Tick every ``period`` seconds until ``stop`` is set; failures are logged, retried."""
+    def run(
+        self,
+        stop: threading.Event,
+        read_period: float = 0.1,
+        plan_period: float = 1.0,
+    ) -> None:
+        """Read every ``read_period``; plan when the reading changed, a timer is due, or
+        ``plan_period`` passed. Failures are logged and retried."""
+        last_sig: tuple[Any, ...] | None = None
+        next_plan = 0.0
+        last_error = ""
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.tick()
-            except Exception:
+                snapshot = self.observe()
+                sig = signature(*snapshot)
+                if sig != last_sig or started >= next_plan:
+                    last_sig = sig
+                    next_plan = started + plan_period  # a failing tick retries after this
+                    self.tick(snapshot)
+                    next_plan = started + min(plan_period, next_timer(self.groups, snapshot[1]))
+                last_error = ""
+            except Exception as exc:
                 self.failures += 1
-                log.exception("autoscaler iteration failed (%d so far); retrying", self.failures)
-            stop.wait(max(0.0, period - (time.monotonic() - started)))
+                error = f"{type(exc).__name__}: {exc}"
+                if error != last_error:  # the traceback once, then one line per repeat
+                    log.exception(
+                        "autoscaler iteration failed (%d so far); retrying", self.failures
+                    )
+                else:
+                    log.warning("autoscaler iteration failed again (%d so far): %s",
+                                self.failures, error)  # fmt: skip
+                last_error = error
+                stop.wait(plan_period)
+            stop.wait(max(0.0, read_period - (time.monotonic() - started)))
+
+
+_LAUNCH_CODES = frozenset(
+    {
+        ReasonCode.DEMAND_FITS_NO_NODE,
+        ReasonCode.BELOW_MIN,
+        ReasonCode.REQUEST_RESOURCES,
+        ReasonCode.FALLBACK_SPECIAL_GROUP,
+    }
+)

@@ -559,12 +559,12 @@ def rayscale_runner(inp: PlannerInput) -> Callable[[], AnchorRun]:
             if d.launch > 0
         }
         infeasible = [
-            f"{u.kind.value}[{u.index}] {format_shape(u.resources)} x{u.count}: {u.reason}"
+            f"{u.kind.value}[{u.index}] {format_shape(u.resources)} x{u.count}: {u.reason.text()}"
             for u in result.infeasible
         ]
         notes = [
             f"held back: {u.kind.value}[{u.index}] {format_shape(u.resources)} "
-            f"x{u.count}: {u.reason}"
+            f"x{u.count}: {u.reason.text()}"
             for u in result.held_back
         ]
         return AnchorRun(

@@ -1,9 +1,10 @@
-"""``rayscale demo``: seed 002's walkthrough on the embedded runtime, with a timeline.
+"""``rayscale demo``: KubeRay's detached-actor autoscaling walkthrough, locally, with a timeline.
 
 KubeRay's sample cluster (head with 0 CPUs, ``small-group`` of 1-CPU workers, 0..10) runs
 locally with a short idle timeout; the walkthrough's four steps run through the same scripts
-from the sample's ConfigMap, and after each one the demo waits for the worker count the seed
-documents. It exits 0 only if every step came out as the seed says.
+from the sample's ConfigMap, and after each one the demo waits for the worker count the
+walkthrough documents. Every scaling decision is printed with its reason as it happens. It
+exits 0 only if every step came out as the walkthrough says.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Callable
 
 import yaml
 
+from rayscale.autoscaler.loop import TickReport
 from rayscale.local.kubelet import rewrite_paths
 from rayscale.local.supervisor import Supervisor
 from rayscale.spec import load_text, sample_path
+from rayscale.waiting import WaitTimeoutError, wait_until
 
 DEMO_NAME = "rayscale-demo"
 STEPS = (
@@ -49,19 +52,28 @@ class Timeline:
 
 
 def _workers(sup: Supervisor) -> tuple[int, int]:
-    status = sup.last or {}
-    groups = status.get("groups") or []
-    group = next((g for g in groups if isinstance(g, dict) and g["name"] == "small-group"), {})
-    return int(group.get("running", 0)), int(group.get("pending", 0))
+    groups = sup.last.groups if sup.last is not None else []
+    group = next((g for g in groups if g.name == "small-group"), None)
+    return (group.running, group.pending) if group is not None else (0, 0)
 
 
 def _wait_for(sup: Supervisor, running: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _workers(sup) == (running, 0):
-            return True
-        time.sleep(0.2)
-    return False
+    try:
+        wait_until(lambda: _workers(sup) == (running, 0), timeout, f"{running} workers")
+    except WaitTimeoutError:
+        return False
+    return True
+
+
+def _decisions(line: Timeline) -> Callable[[TickReport], None]:
+    """Print each scaling decision with its reason, as the autoscaler makes it."""
+
+    def show(report: TickReport) -> None:
+        for event in report.events:
+            if event.type != "waiting":
+                line.say(f"  autoscaler: {event.reason.text()}")
+
+    return show
 
 
 def _run_script(sup: Supervisor, script: str, arg: str) -> int:
@@ -77,6 +89,7 @@ def run(idle_timeout: int = 10, period: float = 0.5, out: Callable[[str], None] 
     sup = Supervisor(spec, "(demo)", period)
     sup.handle_signals()
     line = Timeline(out)
+    sup.listeners.append(_decisions(line))
     line.say(
         f"starting {DEMO_NAME}: KubeRay's ray-cluster.autoscaler.yaml, idle timeout "
         f"{idle_timeout}s, autoscaler period {period}s"
@@ -101,7 +114,7 @@ def run(idle_timeout: int = 10, period: float = 0.5, out: Callable[[str], None] 
             took = time.monotonic() - started
             mark = "ok" if ok else "FAILED"
             line.say(
-                f"  small-group workers: {_workers(sup)[0]} (seed says {expect}) "
+                f"  small-group workers: {_workers(sup)[0]} (the walkthrough expects {expect}) "
                 f"after {took:.1f}s  {mark}"
             )
     finally:
@@ -112,5 +125,9 @@ def run(idle_timeout: int = 10, period: float = 0.5, out: Callable[[str], None] 
             if not ray.leftovers()
             else "cluster stopped, but processes were left (see logs)"
         )
-    line.say("demo passed: the cluster scaled as seed 002 describes" if ok else "demo FAILED")
+    line.say(
+        "demo passed: the cluster scaled as KubeRay's walkthrough describes"
+        if ok
+        else "demo FAILED"
+    )
     return 0 if ok else 1

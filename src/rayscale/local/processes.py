@@ -35,6 +35,8 @@ from pathlib import Path
 
 import psutil
 
+from rayscale.waiting import WaitTimeoutError, wait_until
+
 DEFAULT_STOP_TIMEOUT_S = 30.0
 DEFAULT_KILL_TIMEOUT_S = 10.0
 _POLL_S = 0.05
@@ -182,12 +184,15 @@ def spawn(
     name: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    die_with_parent: bool = False,
 ) -> ManagedProcess:
     """Start ``argv`` as the leader of a new session/process group.
 
     stdout and stderr are appended to ``log_path`` (parents created); stdin is /dev/null.
-    ``env`` is the complete environment (None: inherit ours). Raises
-    :class:`ExecutableNotFoundError` with a readable message if ``argv[0]`` cannot be run.
+    ``env`` is the complete environment (None: inherit ours). ``die_with_parent=True`` makes
+    the child get SIGTERM if the calling thread dies without stopping it (see
+    :class:`_DieWithParent`). Raises :class:`ExecutableNotFoundError` with a readable message
+    if ``argv[0]`` cannot be run.
     """
     if not argv:
         raise ValueError("argv must not be empty")
@@ -203,6 +208,7 @@ def spawn(
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_DieWithParent() if die_with_parent else None,
             )
         except FileNotFoundError as e:
             raise ExecutableNotFoundError(f"cannot run {argv[0]!r}: not found ({e})") from e
@@ -211,6 +217,34 @@ def spawn(
     return ManagedProcess(
         name=name or Path(argv[0]).name, argv=tuple(argv), log_path=log_path, popen=popen
     )
+
+
+class _DieWithParent:
+    """``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies (prctl).
+
+    A backstop for a parent that is killed or crashes (a test run interrupted with SIGKILL,
+    say) before it calls :meth:`ManagedProcess.stop`; normal teardown is still ``stop``.
+    Linux sends the signal when the *thread* that forked exits, so spawn from a thread that
+    outlives the child (the main thread, in tests). libc is loaded here, in the parent, so
+    the forked child makes only plain C calls: no imports, no locks. Elsewhere than Linux
+    there is no PR_SET_PDEATHSIG and this does nothing.
+    """
+
+    _PR_SET_PDEATHSIG = 1
+
+    def __init__(self) -> None:
+        import ctypes  # imported here: only callers that ask for die_with_parent need libc
+        import sys
+
+        self._libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+        self._parent = os.getpid()
+
+    def __call__(self) -> None:
+        if self._libc is None:
+            return
+        self._libc.prctl(self._PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != self._parent:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
@@ -415,3 +449,20 @@ def read_tail(path: Path, max_bytes: int = 4000) -> str:
             return f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def stop_group(pgid: int, timeout: float = DEFAULT_KILL_TIMEOUT_S) -> list[ProcessInfo]:
+    """Stop a process group known only by its id (e.g. recorded before a restart): SIGTERM,
+    then SIGKILL after ``timeout``. The caller checks first that the group is still the one it
+    started (the leader's create time). Returns the members left (normally none)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return []
+        try:
+            wait_until(lambda: not group_members(pgid), timeout, f"group {pgid} gone", _POLL_S)
+            return []
+        except WaitTimeoutError:
+            continue
+    return [i for i in (_info(p, f"group {pgid}") for p in group_members(pgid)) if i is not None]

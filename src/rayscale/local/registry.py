@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,11 @@ from typing import Any
 import psutil
 
 from rayscale.local import processes
+from rayscale.local.raynodes import MARKER_ENV as RUN_DIR_ENV
 from rayscale.local.raynodes import auth_env, without_auth
+
+MARKER_ENV = "RAYSCALE_CLUSTER"
+"""Set to :func:`process_marker` in the environment of a cluster's supervisor and nodes."""
 
 
 def home() -> Path:
@@ -60,12 +65,25 @@ def write(record: ClusterRecord) -> None:
     tmp.replace(path)
 
 
+class CorruptRecordError(RuntimeError):
+    """A cluster's state file exists but cannot be read; its processes may still run."""
+
+
 def read(name: str) -> ClusterRecord | None:
+    """The cluster's record; None if there is none. A file that exists but cannot be read
+    raises :class:`CorruptRecordError` (never "not running": `down` must still clean up)."""
     path = cluster_dir(name) / "state.json"
     try:
-        return ClusterRecord(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    try:
+        return ClusterRecord(**json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise CorruptRecordError(
+            f"the state file {path} of cluster {name!r} is unreadable ({exc}); "
+            f"`rayscale down {name}` stops every process of the cluster and removes it"
+        ) from exc
 
 
 def names() -> list[str]:
@@ -128,6 +146,48 @@ def clean_up(record: ClusterRecord) -> list[processes.ProcessInfo]:
     return survivors
 
 
+def clean_up_by_name(name: str) -> list[processes.ProcessInfo]:
+    """Kill every process carrying the cluster's marker, when its record is unreadable; the
+    run dirs they name in their environment go too."""
+    found = processes.find_leftovers(markers=[process_marker(name)])
+    run_dirs = set()
+    for info in found:
+        with contextlib.suppress(psutil.Error):
+            run_dir = psutil.Process(info.pid).environ().get(RUN_DIR_ENV)
+            if run_dir:
+                run_dirs.add(run_dir)
+    survivors = processes.kill_processes(found)
+    if not survivors:
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        forget(name)
+    return survivors
+
+
 def forget(name: str) -> None:
     for file in ("state.json", "status.json"):
         (cluster_dir(name) / file).unlink(missing_ok=True)
+
+
+def append_jsonl(name: str, file: str, records: list[dict[str, Any]]) -> None:
+    """Append records to ``<cluster dir>/<file>`` (events.jsonl, ticks.jsonl), one per line."""
+    if not records:
+        return
+    path = cluster_dir(name) / file
+    with open(path, "a") as out:
+        out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def read_jsonl(name: str, file: str) -> list[dict[str, Any]]:
+    """The records of ``<cluster dir>/<file>``; a torn last line is skipped."""
+    try:
+        lines = (cluster_dir(name) / file).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

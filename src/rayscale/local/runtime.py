@@ -1,9 +1,12 @@
-"""The embedded runtime: a RayCluster's pods as local Ray processes.
+"""The embedded runtime: a miniature of Kubernetes for one RayCluster, on this machine.
 
-It is also the autoscaler's local backend (``workers``/``launch``/``remove``). Every node is
-started from the pod manifest :mod:`rayscale.builders.pods` produces, read by
-:mod:`rayscale.local.kubelet`, so the local runtime runs the same pod spec as Kubernetes.
-Launches return at once (a worker takes seconds to boot); removals run in the background.
+    desired state (local store)  --reconcile (pure, shared with the operator)-->  pods
+    pods  --process kubelet-->  local Ray processes
+
+It is the autoscaler's local :class:`~rayscale.autoscaler.scale.Backend`: ``apply`` writes the
+desired state exactly as the autoscaler patches the RayCluster on Kubernetes, and the same
+reconciler the operator runs makes pods match it. Pods are the manifests
+:mod:`rayscale.builders.pods` produces, named as KubeRay names them.
 """
 
 from __future__ import annotations
@@ -11,20 +14,23 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
-from rayscale.autoscaler.loop import WorkerRecord
-from rayscale.builders.pods import head_pod, head_pod_prefix, worker_pod, worker_pod_prefix
-from rayscale.local import kubelet
-from rayscale.local.raynodes import (
-    DEFAULT_OBJECT_STORE_BYTES,
-    LocalRayCluster,
-    RayNode,
-    start_head,
+from rayscale.autoscaler.scale import (
+    Observation,
+    PodPhase,
+    ScaleRequest,
+    ScaleResult,
+    WorkerPod,
 )
-from rayscale.planner import GroupConfig
+from rayscale.builders.pods import head_pod, head_pod_prefix, worker_pod, worker_pod_prefix
+from rayscale.builders.reconcile import ObservedPod, Reconciliation, reconcile
+from rayscale.local import kubelet, registry
+from rayscale.local.podrunner import DEFAULT_MAX_BOOTING, ProcessKubelet
+from rayscale.local.raynodes import DEFAULT_OBJECT_STORE_BYTES, LocalRayCluster, start_head
+from rayscale.local.store import DesiredStore
+from rayscale.planner import HEAD_GROUP
 from rayscale.spec import LoadedSpec
 
 log = logging.getLogger("rayscale.local")
@@ -42,19 +48,24 @@ class LocalRuntime:
         object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
         head_timeout_s: float = 180.0,
         marker: str | None = None,
+        max_booting: int = DEFAULT_MAX_BOOTING,
     ) -> None:
-        """``marker`` goes into every node's environment (``RAYSCALE_CLUSTER``) so that the
+        """``marker`` goes into every node's environment (``registry.MARKER_ENV``) so that the
         cluster's processes can be found even before its run dir is recorded."""
         self.spec = spec
         self.marker = marker
         self.cluster_spec = spec.cluster
+        self.store = DesiredStore(spec.cluster)
         self.object_store_memory = object_store_memory
         self.head_timeout_s = head_timeout_s
+        self.max_booting = max_booting
         self.ray: LocalRayCluster | None = None
+        self.kubelet: ProcessKubelet | None = None
         self.mounts: dict[str, Path] = {}
-        self._lock = threading.Lock()
-        self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stop-worker")
-        self.replicas: dict[str, str] = {}  # worker name -> multi-host replica name
+        self.registered: Callable[[], set[str]] = lambda: set()
+        """Pod names Ray lists as live nodes; the supervisor wires it to GCS."""
+        self.last: Reconciliation | None = None
+        self._lock = threading.RLock()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> LocalRayCluster:
@@ -69,7 +80,7 @@ class LocalRuntime:
             local.resources,
             head_name=local.name,
             object_store_memory=self.object_store_memory,
-            env={"RAYSCALE_CLUSTER": self.marker} if self.marker else None,
+            env={registry.MARKER_ENV: self.marker} if self.marker else None,
             extra_args=local.extra_args,
             timeout=self.head_timeout_s,
         )
@@ -79,14 +90,8 @@ class LocalRuntime:
         except BaseException:
             self.ray.stop()
             raise
+        self.kubelet = ProcessKubelet(self.ray, self.ray.gcs_address, self.max_booting)
         return self.ray
-
-    def start_initial_workers(self, groups: Sequence[GroupConfig]) -> None:
-        """KubeRay's initial pods: clamp(replicas, min, max) replicas per group."""
-        for group in self.cluster_spec.worker_groups:
-            config = next(g for g in groups if g.name == group.group_name)
-            if group.desired_replicas > 0:
-                self.launch(config, group.desired_replicas)
 
     @property
     def head_address(self) -> str:
@@ -95,69 +100,68 @@ class LocalRuntime:
 
     def teardown(self) -> list[str]:
         """Stop every process of the cluster; return descriptions of anything left."""
-        self._stopper.shutdown(wait=True)
+        if self.kubelet is not None:
+            self.kubelet.shutdown()
         if self.ray is None:
             return []
         left = self.ray.stop()
         return [p.describe() for p in left]
 
     # -- the autoscaler's backend -------------------------------------------------------------
-    def workers(self) -> list[WorkerRecord]:
-        assert self.ray is not None
+    def observe(self) -> Observation:
         with self._lock:
-            nodes = list(self.ray.workers.values())
-        return [self._record(n) for n in nodes]
-
-    def _record(self, node: RayNode) -> WorkerRecord:
-        running = node.process.is_running()
-        return WorkerRecord(
-            name=node.name,
-            group=node.group,
-            phase="starting" if running else "exited",
-            replica=self.replicas.get(node.name),
-            exit_code=None if running else node.process.returncode,
-        )
-
-    def launch(self, group: GroupConfig, replicas: int) -> list[str]:
-        assert self.ray is not None
-        spec = self.cluster_spec.worker_group(group.name)
-        names = []
-        for _ in range(replicas):
-            replica = (
-                f"{self.cluster_spec.name}-{group.name}-{suffix()}"
-                if (group.num_of_hosts > 1)
-                else None
+            self.reconcile()
+            assert self.kubelet is not None
+            pods = tuple(
+                WorkerPod(p.name, p.group, _phase(p.phase), p.replica)
+                for p in self.kubelet.pods.values()
             )
-            for _host in range(max(1, group.num_of_hosts)):
-                name = worker_pod_prefix(self.cluster_spec, group.name) + suffix()
-                pod = worker_pod(self.cluster_spec, spec, name, replica=replica)
-                local = kubelet.local_pod(pod, self.head_address)
-                with self._lock:
-                    self.ray.start_worker(
-                        name,
-                        group.name,
-                        local.resources,
-                        wait=False,
-                        env=dict(local.env),
-                        extra_args=local.extra_args,
-                    )
-                if replica:
-                    self.replicas[name] = replica
-                names.append(name)
-        return names
+            return Observation(self.store.targets(), pods)
 
-    def remove(self, names: Sequence[str]) -> None:
-        assert self.ray is not None
-        for name in names:
-            with self._lock:
-                node = self.ray.workers.pop(name, None)
-                if node is None:
+    def apply(self, request: ScaleRequest) -> ScaleResult:
+        with self._lock:
+            self.store.apply(request)
+            self.reconcile()
+        return ScaleResult(applied=True)
+
+    # -- the operator's side ------------------------------------------------------------------
+    def reconcile(self) -> Reconciliation:
+        """One pass of the operator's reconcile against the local kubelet."""
+        assert self.ray is not None and self.kubelet is not None
+        with self._lock:
+            self.kubelet.sync(self.registered())
+            head = ObservedPod(
+                self.ray.head.name,
+                HEAD_GROUP,
+                "Running" if self.ray.head.process.is_running() else "Failed",
+            )
+            result = reconcile(self.store.cluster, [head, *self.kubelet.observed()])
+            for deletion in result.delete:
+                if deletion.group == HEAD_GROUP:
+                    log.error("the head %s exited; the cluster must be restarted", deletion.name)
                     continue
-                self.ray.stopped_nodes.append(node)
-            self._stopper.submit(self._stop, node)
+                self.kubelet.delete(deletion.name)
+            for group, replicas in result.create.items():
+                for _ in range(replicas):
+                    self._create_replica(group)
+            if any(result.create.values()):
+                self.kubelet.sync(self.registered())  # start what may start now
+            self.last = result
+            return result
 
-    @staticmethod
-    def _stop(node: RayNode) -> None:
-        node.stop_result = node.process.stop()
-        if not node.stop_result.clean:
-            log.warning("worker %s left processes behind: %s", node.name, node.stop_result)
+    def _create_replica(self, group: str) -> None:
+        assert self.kubelet is not None
+        cluster = self.store.cluster
+        spec = cluster.worker_group(group)
+        hosts = max(1, spec.num_of_hosts)
+        replica = f"{cluster.name}-{group}-{suffix()}" if hosts > 1 else None
+        for _ in range(hosts):
+            name = worker_pod_prefix(cluster, group) + suffix()
+            self.kubelet.create(worker_pod(cluster, spec, name, replica=replica))
+
+
+_PHASES: dict[str, PodPhase] = {"Pending": "pending", "Running": "running", "Failed": "failed"}
+
+
+def _phase(phase: str) -> PodPhase:
+    return _PHASES[phase]

@@ -9,12 +9,12 @@ stops what is left, by the run dir every process carries in its environment.
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -23,13 +23,19 @@ from typing import Any
 import psutil
 
 from rayscale.autoscaler.loop import Autoscaler, TickReport
-from rayscale.autoscaler.status import status_dict
+from rayscale.autoscaler.status import ClusterStatus, build_status, ray_status_payload
 from rayscale.local import registry
 from rayscale.local.raynodes import client_auth
 from rayscale.local.runtime import LocalRuntime
 from rayscale.planner import GroupConfig
 from rayscale.ray.gcs import GcsView
 from rayscale.spec import LoadedSpec, load_file, to_group_configs
+
+EVENTS_FILE = "events.jsonl"
+"""Every scaling decision with its reason code, one JSON object per line."""
+TICKS_FILE = "ticks.jsonl"
+"""Each group's desired/running/pending counts, a line whenever they change."""
+RAY_STATUS_REFRESH_S = 10.0
 
 log = logging.getLogger("rayscale.supervisor")
 
@@ -65,20 +71,28 @@ def _log_to(path: Path) -> None:
 
 
 class Supervisor:
-    def __init__(self, spec: LoadedSpec, spec_path: str, period: float = 1.0) -> None:
+    def __init__(
+        self, spec: LoadedSpec, spec_path: str, period: float = 1.0, read_period: float = 0.1
+    ) -> None:
         self.spec = spec
         self.spec_path = spec_path
         self.period = period
+        self.read_period = min(read_period, period)
         self.groups: tuple[GroupConfig, ...] = to_group_configs(spec.cluster)
         self.name = spec.cluster.name
         self.stop = threading.Event()
         self.runtime = LocalRuntime(spec, marker=registry.process_marker(self.name))
-        self.failures: collections.deque[str] = collections.deque(maxlen=5)
         self.autoscaler: Autoscaler | None = None
-        self.last: dict[str, Any] | None = None
+        self.view: GcsView | None = None
+        self.last: ClusterStatus | None = None
+        self._last_counts: Any = None
+        self.listeners: list[Callable[[TickReport], None]] = []
+        self._published: tuple[float, Any] = (0.0, None)
 
     def start(self) -> registry.ClusterRecord:
         note = prepare(self.name)
+        for file in (EVENTS_FILE, TICKS_FILE):
+            (registry.cluster_dir(self.name) / file).unlink(missing_ok=True)
         _log_to(registry.cluster_dir(self.name) / "supervisor.log")
         if note:
             log.warning("%s", note)
@@ -101,26 +115,60 @@ class Supervisor:
         return record
 
     def _on_tick(self, report: TickReport) -> None:
-        for worker in report.exited:
-            self.failures.append(f"{worker.group}: {worker.name} exited ({worker.exit_code})")
+        """Record one planning tick: status.json, events.jsonl, ticks.jsonl, `ray status`."""
+        assert self.runtime.kubelet is not None
+        failures = [r.text() for r in self.runtime.kubelet.failures]
         errors = self.autoscaler.failures if self.autoscaler else 0
-        status = status_dict(
-            self.name, self.runtime.head_address, self.groups, report, list(self.failures), errors
+        status = build_status(
+            self.name,
+            self.runtime.head_address,
+            self.groups,
+            report,
+            failures,
+            errors,
+            self.runtime.kubelet.failed_boots,
         )
         self.last = status
-        registry.write_status(self.name, status)
+        registry.write_status(self.name, status.model_dump(mode="json"))
+        events = [e.to_json(report.at) for e in report.events if e.type != "waiting"]
+        registry.append_jsonl(self.name, EVENTS_FILE, events)
+        counts = {
+            g.name: {"desired": g.desired, "running": g.running, "pending": g.pending}
+            for g in status.groups
+        }
+        if counts != self._last_counts:
+            registry.append_jsonl(self.name, TICKS_FILE, [{"at": report.at, "groups": counts}])
+            self._last_counts = counts
+        self._publish(status)
+        for listener in self.listeners:
+            listener(report)
+
+    def _publish(self, status: ClusterStatus) -> None:
+        """Keep Ray's own `ray status` current: on change, and at least every 10 s."""
+        if self.view is None:
+            return
+        key = status.model_dump(exclude={"updated_at", "iteration_seconds", "plan_seconds"})
+        now = time.monotonic()
+        if key == self._published[1] and now - self._published[0] < RAY_STATUS_REFRESH_S:
+            return
+        try:
+            self.view.publish_status(ray_status_payload(status))
+            self._published = (now, key)
+        except Exception as exc:
+            log.warning("could not publish ray status: %s", exc)
 
     def run(self, on_ready: Callable[[], None] | None = None) -> list[str]:
         """Run the loop until stopped; return descriptions of processes left (normally none)."""
         assert self.runtime.ray is not None
         try:
             with client_auth(self.runtime.ray.token_path):
-                view = GcsView(self.runtime.head_address)
-                self.runtime.start_initial_workers(self.groups)
+                view = self.view = GcsView(self.runtime.head_address)
+                self.runtime.registered = lambda: {n.instance_id for n in view.live_nodes()}
+                self.runtime.reconcile()  # the initial workers: clamp(replicas, min, max)
                 self.autoscaler = Autoscaler(self.groups, view, self.runtime, on_tick=self._on_tick)
                 if on_ready:
                     on_ready()
-                self.autoscaler.run(self.period, self.stop)
+                self.autoscaler.run(self.stop, self.read_period, self.period)
         finally:
             left = self.shutdown()
         return left

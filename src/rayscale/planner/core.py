@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rayscale.planner.capacity import (
@@ -27,6 +27,7 @@ from rayscale.planner.capacity import (
     Shape,
     prepare,
 )
+from rayscale.planner.explain import MAX_EXAMPLES, Cause, held_back, infeasible, launch_reasons
 from rayscale.planner.groups import GroupTable, GroupTally, count_replicas
 from rayscale.planner.model import (
     BundleDemand,
@@ -41,28 +42,12 @@ from rayscale.planner.model import (
     Strategy,
     UnmetDemand,
 )
+from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.planner.scaledown import choose_deletions
-from rayscale.planner.shapes import (
-    EPS,
-    ResourceIndex,
-    add,
-    clean,
-    fits_count,
-    fmt,
-    sort_key,
-)
+from rayscale.planner.shapes import EPS, ResourceIndex, add, clean, fits_count, sort_key
 
-_MAX_EXAMPLES = 3
-Detail = Callable[[], str]
-"""A launch reason, formatted only if the plan launches for it (formatting is not free)."""
-
-
-def _fixed(text: str) -> Detail:
-    return lambda: text
-
-
-def _lazy(template: str, count: int, resources: Mapping[str, float]) -> Detail:
-    return lambda: template.format(count, fmt(resources))
+Limit = tuple[str, str]
+"""(group, "max" | "conservative"): a limit that held demand back."""
 
 
 def plan(inp: PlannerInput) -> Plan:
@@ -98,7 +83,9 @@ def resource_names(inp: PlannerInput) -> set[str]:
 class _Launch:
     group: str
     replicas: int
-    detail: str
+    cause: Cause
+    fallback: Mapping[str, float] | None = None
+    """The unasked special resources, when a special group takes plain work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +147,13 @@ class _Round:
             tally.existing = count_replicas(nodes, tally.hosts)
 
     # -- launching ----------------------------------------------------------------------------
-    def _open(self, tally: GroupTally, replicas: int, detail: Detail) -> list[int]:
+    def _open(
+        self,
+        tally: GroupTally,
+        replicas: int,
+        cause: Cause,
+        fallback: Mapping[str, float] | None = None,
+    ) -> list[int]:
         """Add ``replicas`` new replicas of ``tally``'s group to the ledger."""
         vec = self.index.vector(tally.config.resources)
         rows = []
@@ -168,7 +161,7 @@ class _Round:
             name = f"new:{tally.config.name}:{self._new_seq(tally)}"
             rows.append(self.ledger.add_row(name, tally.config.name, NEW, vec.copy(), vec.copy()))
         tally.new += replicas
-        self.launches.append(_Launch(tally.config.name, replicas, detail()))
+        self.launches.append(_Launch(tally.config.name, replicas, cause, fallback))
         return rows
 
     def _new_seq(self, tally: GroupTally) -> int:
@@ -182,11 +175,11 @@ class _Round:
             missing = floor - tally.existing
             if missing > 0 and tally.config.max_replicas > 0:
                 missing = min(missing, tally.config.max_replicas - tally.existing)
-                self._open(tally, missing, _fixed(f"below minReplicas={floor}"))
+                self._open(tally, missing, Cause("min", floor=floor))
 
     def _launch_for(
-        self, shape: Shape, count: int, detail: Detail
-    ) -> tuple[list[int], list[int], set[str]]:
+        self, shape: Shape, count: int, cause: Cause
+    ) -> tuple[list[int], list[int], set[Limit]]:
         """Launch nodes for ``count`` copies that fit nowhere yet.
 
         Returns the new rows, how many copies each new row is meant to take, and the limits
@@ -194,18 +187,18 @@ class _Round:
         """
         rows: list[int] = []
         takes: list[int] = []
-        limits: set[str] = set()
+        limits: set[Limit] = set()
         for tally, per_node in self.table.ranked(shape, count):
             if count <= 0:
                 break
             room, limit = tally.headroom()
             wanted = math.ceil(math.ceil(count / per_node) / tally.hosts)
             if room < wanted:
-                limits.add(tally.limit_text(limit))
+                limits.add((tally.config.name, limit))
             replicas = min(room, wanted)
             if replicas <= 0:
                 continue
-            new_rows = self._open(tally, replicas, detail)
+            new_rows = self._open(tally, replicas, cause)
             for row in new_rows:
                 take = min(per_node, count)
                 if take <= 0:
@@ -220,15 +213,15 @@ class _Round:
         self,
         shape: Shape,
         count: int,
-        detail: Detail,
+        cause: Cause,
         on_room: bool = False,
         exclude: set[int] | None = None,
-    ) -> tuple[list[tuple[int, int]], set[str]]:
+    ) -> tuple[list[tuple[int, int]], set[Limit]]:
         """Place up to ``count`` copies: existing capacity first, then new nodes."""
         placed, count = self._place_existing(shape, count, on_room, exclude)
         if count == 0 or (exclude is not None and placed):
             return placed, set()
-        more, limits = self._place_new(shape, count, detail, on_room, exclude)
+        more, limits = self._place_new(shape, count, cause, on_room, exclude)
         return placed + more, limits
 
     def _place_existing(
@@ -249,13 +242,13 @@ class _Round:
         self,
         shape: Shape,
         count: int,
-        detail: Detail,
+        cause: Cause,
         on_room: bool,
         exclude: set[int] | None,
-    ) -> tuple[list[tuple[int, int]], set[str]]:
+    ) -> tuple[list[tuple[int, int]], set[Limit]]:
         """Launch nodes for ``count`` copies and place them there."""
         placed: list[tuple[int, int]] = []
-        rows, takes, limits = self._launch_for(shape, count, detail)
+        rows, takes, limits = self._launch_for(shape, count, cause)
         for row, take in zip(rows, takes, strict=True):
             if exclude is not None and row in exclude:
                 continue
@@ -289,8 +282,8 @@ class _Round:
             resources = dict(key)
             indices = by_shape[key]
             n = len(indices)
-            detail = _lazy("request_resources {} × {} exceed total capacity", n, resources)
-            placed = self._place_many(resources, n, detail, on_room=True)
+            cause = Cause("request_resources", n, resources)
+            placed = self._place_many(resources, n, cause, on_room=True)
             self._record(DemandKind.REQUEST_RESOURCES, indices, resources, placed)
 
     def place_bundles(self) -> None:
@@ -303,17 +296,17 @@ class _Round:
             resources = clean(bundle.resources)
             if bundle.count <= 0 or not resources:
                 continue
-            detail = _lazy("{} pending {} fit no free node", bundle.count, resources)
-            placed = self._place_many(resources, bundle.count, detail)
+            cause = Cause("task", bundle.count, resources)
+            placed = self._place_many(resources, bundle.count, cause)
             self._record(DemandKind.TASK, [i] * bundle.count, resources, placed)
 
     def _place_many(
         self,
         resources: Mapping[str, float],
         count: int,
-        detail: Detail,
+        cause: Cause,
         on_room: bool = False,
-    ) -> tuple[list[tuple[int, int]], str | None, bool]:
+    ) -> tuple[list[tuple[int, int]], Reason | None, bool]:
         """Place ``count`` copies; returns placements, why the rest is unmet, infeasible?"""
         shape = prepare(self.index, resources)
         placed, remaining = self._place_existing(shape, count, on_room)
@@ -323,10 +316,11 @@ class _Round:
             why = self._infeasible(shape, resources)
             if why is not None:
                 return [], why, True
-        more, limits = self._place_new(shape, remaining, detail, on_room, None)
+        more, limits = self._place_new(shape, remaining, cause, on_room, None)
         placed += more
-        if sum(t for _, t in placed) < count:
-            return placed, self._held_back_reason(limits, resources), False
+        done = sum(t for _, t in placed)
+        if done < count:
+            return placed, self._held_back(limits, resources, count - done), False
         return placed, None, False
 
     def _record(
@@ -334,7 +328,7 @@ class _Round:
         kind: DemandKind,
         indices: Sequence[int],
         resources: Mapping[str, float],
-        outcome: tuple[list[tuple[int, int]], str | None, bool],
+        outcome: tuple[list[tuple[int, int]], Reason | None, bool],
     ) -> None:
         placed, why, infeasible = outcome
         if kind is DemandKind.TASK:
@@ -350,13 +344,14 @@ class _Round:
                     done += 1
         missing = len(indices) - done
         if missing > 0:
+            assert why is not None, "unplaced demand without a reason"
             self.unmet.append(
                 UnmetDemand(
                     kind,
                     indices[done] if kind is not DemandKind.TASK else indices[0],
                     dict(resources),
                     missing,
-                    why or "unplaced",
+                    why,
                     infeasible,
                 )
             )
@@ -385,14 +380,12 @@ class _Round:
             strategy is Strategy.PACK
             and self._infeasible(prepare(self.index, combined), combined) is None
         )
-        detail = _fixed(
-            f"placement group {strategy.value} {self._bundles_text(bundles)} fits no free node"
-        )
+        cause = Cause("placement_group", 1, combined, strategy.value, tuple(bundles))
 
         if packed:
-            why, infeasible = self._gang_packed(j, bundles, combined, detail)
+            why, infeasible = self._gang_packed(j, bundles, combined, cause)
         else:
-            why, infeasible = self._gang_spread(j, bundles, detail, strategy)
+            why, infeasible = self._gang_spread(j, bundles, cause, strategy)
         if why is None:
             return
         self._rollback(mark)
@@ -400,31 +393,24 @@ class _Round:
             UnmetDemand(DemandKind.PLACEMENT_GROUP, j, combined, 1, why, infeasible, strategy)
         )
 
-    @staticmethod
-    def _bundles_text(bundles: Sequence[Mapping[str, float]]) -> str:
-        counts: dict[str, int] = defaultdict(int)
-        for b in bundles:
-            counts[fmt(b)] += 1
-        return " + ".join(f"{c} × {s}" for s, c in counts.items())
-
     def _gang_packed(
-        self, j: int, bundles: list[dict[str, float]], combined: dict[str, float], detail: Detail
-    ) -> tuple[str | None, bool]:
+        self, j: int, bundles: list[dict[str, float]], combined: dict[str, float], cause: Cause
+    ) -> tuple[Reason | None, bool]:
         shape = prepare(self.index, combined)
-        why = self._infeasible(shape, combined, "the whole STRICT_PACK gang")
+        why = self._infeasible(shape, combined, Strategy.STRICT_PACK.value)
         if why is not None:
             return why, True
-        placed, limits = self._place(shape, 1, detail)
+        placed, limits = self._place(shape, 1, cause)
         if not placed:
-            return self._held_back_reason(limits, combined), False
+            return self._held_back(limits, combined, 1), False
         node = self.ledger.names[placed[0][0]]
         for k in range(len(bundles)):
             self.placements.append(Placement(DemandKind.PLACEMENT_GROUP, j, node, 1, k))
         return None, False
 
     def _gang_spread(
-        self, j: int, bundles: list[dict[str, float]], detail: Detail, strategy: Strategy
-    ) -> tuple[str | None, bool]:
+        self, j: int, bundles: list[dict[str, float]], cause: Cause, strategy: Strategy
+    ) -> tuple[Reason | None, bool]:
         strict = strategy is Strategy.STRICT_SPREAD
         used: set[int] = set()
         order = sorted(range(len(bundles)), key=lambda k: sort_key(bundles[k]))
@@ -433,12 +419,12 @@ class _Round:
             why = self._infeasible(shape, bundles[k])
             if why is not None:
                 return why, True
-            placed, limits = self._place(shape, 1, detail, exclude=used if strict else None)
+            placed, limits = self._place(shape, 1, cause, exclude=used if strict else None)
             if not placed:
                 impossible = self._spread_impossible(bundles) if strict else None
                 if impossible is not None:
                     return impossible, True
-                return self._held_back_reason(limits, bundles[k]), False
+                return self._held_back(limits, bundles[k], 1), False
             row = placed[0][0]
             used.add(row)
             self.placements.append(
@@ -446,7 +432,7 @@ class _Round:
             )
         return None, False
 
-    def _spread_impossible(self, bundles: Sequence[Mapping[str, float]]) -> str | None:
+    def _spread_impossible(self, bundles: Sequence[Mapping[str, float]]) -> Reason | None:
         """Why a STRICT_SPREAD gang can never get enough distinct nodes, if it cannot."""
         hosts = 0
         for node in self.nodes:
@@ -458,41 +444,24 @@ class _Round:
                 hosts += max(0, cap - tally.running_nodes - tally.pending_nodes)
         if hosts >= len(bundles):
             return None
-        return (
-            f"STRICT_SPREAD needs {len(bundles)} distinct nodes, but at most {hosts} "
-            "existing or launchable nodes can hold its bundles"
-        )
+        return Reason(ReasonCode.SPREAD_TOO_WIDE, {"bundles": len(bundles), "hosts": hosts})
 
-    # -- explanations -------------------------------------------------------------------------
+    # -- why not ------------------------------------------------------------------------------
     def _infeasible(
-        self, shape: Shape, resources: Mapping[str, float], what: str = "it"
-    ) -> str | None:
+        self, shape: Shape, resources: Mapping[str, float], gang: str | None = None
+    ) -> Reason | None:
         """Why no group and no existing node can ever hold ``resources``, or None."""
         if (self.table.per_node(shape)[self.table.usable] >= 1).any():
             return None
         if any(fits_count(n.total, resources) for n in self.nodes):
             return None
-        offers: dict[str, float] = defaultdict(float)
         sources = [t.config.resources for t in self.tallies.values() if t.config.max_replicas > 0]
         sources += [n.total for n in self.nodes]
-        for src in sources:
-            for k, v in src.items():
-                offers[k] = max(offers[k], v)
-        missing = [
-            f"{k}: needs {v:g}, largest offers {offers[k]:g}"
-            if offers.get(k)
-            else f"{k}: no group or node has it"
-            for k, v in sorted(resources.items())
-            if v > offers.get(k, 0.0) + EPS
-        ]
-        if missing:
-            return f"infeasible: no group can hold {what} ({'; '.join(missing)})"
-        return f"infeasible: no single group or node holds all of {fmt(resources)}"
+        return infeasible(resources, sources, gang)
 
-    def _held_back_reason(self, limits: set[str], resources: Mapping[str, float]) -> str:
-        if limits:
-            return "held back: " + "; ".join(sorted(limits))
-        return f"waiting: only busy existing nodes can hold {fmt(resources)}"
+    def _held_back(self, limits: set[Limit], resources: Mapping[str, float], count: int) -> Reason:
+        reasons = [self.tallies[g].limit_reason(kind) for g, kind in sorted(limits)]
+        return held_back(reasons, resources, count)
 
     # -- result -------------------------------------------------------------------------------
     def finish(self) -> Plan:
@@ -500,16 +469,23 @@ class _Round:
         deleted_replicas: dict[str, int] = defaultdict(int)
         for d in deletions:
             deleted_replicas[d.group] += d.replicas
+        launches: dict[str, list[_Launch]] = defaultdict(list)
+        for launch in self.launches:
+            launches[launch.group].append(launch)
+        held = self._held_by_group()
         groups: dict[str, GroupDecision] = {}
         for name, tally in self.tallies.items():
             replicas = tally.existing + tally.new - deleted_replicas[name]
             replicas = min(replicas, tally.config.max_replicas)
-            reasons = self._launch_reasons(name)
-            reasons += [d.reason_line() for d in deletions if d.group == name]
+            reasons = launch_reasons(
+                name, ((x.cause, x.replicas, x.fallback) for x in launches.get(name, ()))
+            )
+            reasons += [d.reason for d in deletions if d.group == name]
             reasons += keep_notes.get(name, [])
-            reasons += self._held_reasons(tally)
+            reasons += held.get(name, [])[:MAX_EXAMPLES]
             if not reasons:
-                reasons.append(self._steady_reason(tally))
+                params = {"group": name, "replicas": tally.existing}
+                reasons.append(Reason(ReasonCode.NO_CHANGE, params))
             groups[name] = GroupDecision(
                 name, tally.existing, replicas, tally.new, deleted_replicas[name], tuple(reasons)
             )
@@ -526,28 +502,15 @@ class _Round:
             protected=protected,
         )
 
-    def _launch_reasons(self, group: str) -> list[str]:
-        replicas: dict[str, int] = defaultdict(int)
-        for launch in self.launches:
-            if launch.group == group:
-                replicas[launch.detail] += launch.replicas
-        if not replicas:
-            return []
-        details = list(replicas)
-        shown = "; ".join(details[:_MAX_EXAMPLES])
-        more = len(details) - _MAX_EXAMPLES
-        suffix = f"; and {more} more demand shapes" if more > 0 else ""
-        return [f"launch {sum(replicas.values())}: {shown}{suffix}"]
-
-    def _held_reasons(self, tally: GroupTally) -> list[str]:
-        out = []
+    def _held_by_group(self) -> dict[str, list[Reason]]:
+        """Each group's HOLD lines: held-back demand one of whose limits is that group's."""
+        out: dict[str, list[Reason]] = defaultdict(list)
         for u in self.unmet:
-            # "held back: <limit>; <limit>", each limit_text() starting with "<group> is ".
-            limits = u.reason.removeprefix("held back: ").split("; ")
-            if not u.infeasible and any(x.startswith(f"{tally.config.name} is ") for x in limits):
-                out.append(f"hold {u.count} × {fmt(u.resources)}: {u.reason}")
-        return out[:_MAX_EXAMPLES]
-
-    @staticmethod
-    def _steady_reason(tally: GroupTally) -> str:
-        return f"no change: {tally.existing} replicas cover the demand this group can serve"
+            if u.infeasible or u.reason.code is not ReasonCode.HELD_BACK:
+                continue
+            for limit in u.reason.params["limits"]:
+                group = limit["params"]["group"]
+                if len(out[group]) < MAX_EXAMPLES:
+                    params = {**u.reason.params, "group": group, "count": u.count}
+                    out[group].append(Reason(ReasonCode.HOLD, params))
+        return out

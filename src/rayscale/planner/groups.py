@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from rayscale.planner.capacity import Shape
 from rayscale.planner.model import GroupConfig, NodeView
+from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.planner.shapes import EPS, ResourceIndex
 
 _GIB = float(2**30)
@@ -50,15 +51,13 @@ class GroupTally:
         ceiling, limit = self.ceiling()
         return max(0, ceiling - self.new), limit
 
-    def limit_text(self, limit: str) -> str:
+    def limit_reason(self, limit: str) -> Reason:
+        """The limit that holds demand back: maxReplicas, or Conservative's rate."""
         cfg = self.config
         if limit == "conservative":
             running = self.running_nodes // self.hosts
-            return (
-                f"{cfg.name} is Conservative: at most max(1, running={running}) "
-                "replicas pending at once"
-            )
-        return f"{cfg.name} is at maxReplicas={cfg.max_replicas}"
+            return Reason(ReasonCode.CONSERVATIVE_LIMIT, {"group": cfg.name, "running": running})
+        return Reason(ReasonCode.AT_MAX, {"group": cfg.name, "max": cfg.max_replicas})
 
 
 def count_replicas(nodes: Sequence[NodeView], hosts: int) -> int:

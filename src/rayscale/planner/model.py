@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from rayscale.planner.reasons import Reason
+
 Resources = Mapping[str, float]
 """A resource vector, e.g. ``{"CPU": 1, "memory": 2**30}``. Zero entries mean "not asked"."""
 
@@ -105,13 +107,12 @@ class Demand:
 class PlannerInput:
     """A complete snapshot: what the planner decides from, and nothing else.
 
-    ``now`` is the snapshot's wall-clock time (seconds); the planner never reads a clock.
+    There is no clock: time enters only as each node's ``idle_s``, measured by Ray.
     """
 
     groups: tuple[GroupConfig, ...]
     nodes: tuple[NodeView, ...] = ()
     demand: Demand = field(default_factory=Demand)
-    now: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,14 +134,14 @@ class GroupDecision:
     replicas: int
     launch: int
     delete: int
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Deletion:
     node: str
     group: str
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ class UnmetDemand:
     index: int
     resources: Resources
     count: int
-    reason: str
+    reason: Reason
     infeasible: bool
     strategy: Strategy | None = None
 

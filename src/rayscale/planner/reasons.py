@@ -20,15 +20,17 @@ class ReasonCode(str, Enum):
 
     # -- launches
     BELOW_MIN = "below_min"
-    """A group is below its minReplicas. params: group, min."""
+    """A group is below its minReplicas. params: group, min, replicas (launched for it)."""
     DEMAND_FITS_NO_NODE = "demand_fits_no_node"
     """Pending demand fits no free node, so new nodes are launched. params: group, replicas,
-    shapes ([{resources, count}]), more (shapes not listed)."""
+    shapes ([{kind: "task" | "placement_group", resources, count, strategy?, bundles?}]; at most
+    three examples), more (shapes not listed)."""
     REQUEST_RESOURCES = "request_resources"
-    """The cluster's total capacity must hold request_resources(). params: group, replicas."""
+    """The cluster's total capacity must hold request_resources(). params: group, replicas,
+    shapes ([{resources, count}]), more."""
     FALLBACK_SPECIAL_GROUP = "fallback_special_group"
     """Plain work goes to a group with an unasked accelerator because every plain group is at
-    its limit. params: group, resources."""
+    its limit. params: group, resources (the unasked special resources), replicas."""
 
     # -- held back (feasible, not placed this round)
     AT_MAX = "at_max"
@@ -36,14 +38,18 @@ class ReasonCode(str, Enum):
     CONSERVATIVE_LIMIT = "conservative_limit"
     """Conservative upscaling: pending replicas <= max(1, running). params: group, running."""
     HELD_BACK = "held_back"
-    """Demand held back by group limits. params: resources, count, limits ([{code, params}] of AT_MAX /
-    CONSERVATIVE_LIMIT reasons)."""
+    """Demand held back by group limits. params: resources, count, limits ([{code, params}] of
+    AT_MAX / CONSERVATIVE_LIMIT reasons)."""
+    HOLD = "hold"
+    """A group's line for demand its limit holds back. params: group, resources, count, limits
+    (as HELD_BACK)."""
     WAITING_FOR_BUSY_NODES = "waiting_for_busy_nodes"
     """Only busy existing nodes can hold it. params: resources."""
 
     # -- infeasible (no group can ever hold it)
     MISSING_RESOURCE = "missing_resource"
-    """params: resources, missing ({name: {needs, offers}}; offers 0 = nobody has it)."""
+    """params: resources, missing ({name: {needs, offers}}; offers 0 = nobody has it),
+    gang (optional: the strategy when the resources are a whole gang's)."""
     NO_SINGLE_NODE = "no_single_node"
     """No single group or node holds all of it. params: resources."""
     SPREAD_TOO_WIDE = "spread_too_wide"
@@ -55,7 +61,8 @@ class ReasonCode(str, Enum):
     ABOVE_MAX = "above_max"
     """params: group, nodes, max, state ("idle" | "pending"), idle_s."""
     KEEP_NEEDED = "keep_needed"
-    """An idle node is kept because demand needs it. params: group, nodes, idle_s, need."""
+    """An idle node is kept because demand needs it. params: group, nodes, idle_s, need
+    ("request_resources" | "pending_demand")."""
     KEEP_AT_MIN = "keep_at_min"
     """An idle node is kept because the group is at minReplicas. params: group, nodes, idle_s,
     min."""
@@ -73,6 +80,9 @@ class ReasonCode(str, Enum):
     gone. params: group, nodes."""
     BOOT_FAILED = "boot_failed"
     """A worker failed to boot. params: group, node, exit_code, line."""
+    WORKER_EXITED = "worker_exited"
+    """A running worker's Ray process exited; its pod is replaced if still wanted. params:
+    group, node, exit_code, line."""
     ACTION_FAILED = "action_failed"
     """An action of the loop failed and is retried next tick. params: action, target, error."""
 

@@ -10,21 +10,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rayscale.planner.capacity import Ledger
 from rayscale.planner.groups import GroupTally
 from rayscale.planner.model import NodeView
+from rayscale.planner.reasons import Reason, ReasonCode
 
 
 @dataclass(frozen=True, slots=True)
 class ReplicaDeletion:
     group: str
     nodes: tuple[str, ...]
-    reason: str
+    reason: Reason
     replicas: int = 1
-
-    def reason_line(self) -> str:
-        return f"delete {', '.join(self.nodes)}: {self.reason}"
 
 
 @dataclass(slots=True)
@@ -57,7 +56,7 @@ def choose_deletions(
     tallies: Mapping[str, GroupTally],
     ledger: Ledger,
     is_busy: Callable[[NodeView], bool],
-) -> tuple[list[ReplicaDeletion], dict[str, list[str]]]:
+) -> tuple[list[ReplicaDeletion], dict[str, list[Reason]]]:
     """Deletions, plus notes on idle nodes that were kept and why.
 
     ``nodes[i]`` is ledger row ``i`` (the planner adds existing nodes first, in order).
@@ -68,7 +67,7 @@ def choose_deletions(
             members[node.group][0].append(node)
             members[node.group][1].append(row)
     deletions: list[ReplicaDeletion] = []
-    notes: dict[str, list[str]] = defaultdict(list)
+    notes: dict[str, list[Reason]] = defaultdict(list)
     for group, (group_nodes, rows) in sorted(members.items()):
         tally = tallies[group]
         chosen, kept = _group_deletions(tally, _replicas(group_nodes, rows), ledger, is_busy)
@@ -78,12 +77,16 @@ def choose_deletions(
 
 
 def _unused(rep: _Replica, ledger: Ledger) -> str | None:
-    """Why the plan still needs this replica, or None."""
+    """Why the plan still needs this replica ("request_resources" | "pending_demand"), or None."""
     if any(ledger.room_uses[r] for r in rep.rows):
-        return "needed by request_resources"
+        return "request_resources"
     if any(ledger.uses[r] for r in rep.rows):
-        return "needed by pending demand"
+        return "pending_demand"
     return None
+
+
+def _base(group: str, rep: _Replica) -> dict[str, Any]:
+    return {"group": group, "nodes": list(rep.names), "idle_s": rep.idle_s}
 
 
 def _group_deletions(
@@ -91,13 +94,13 @@ def _group_deletions(
     replicas: list[_Replica],
     ledger: Ledger,
     is_busy: Callable[[NodeView], bool],
-) -> tuple[list[ReplicaDeletion], list[str]]:
+) -> tuple[list[ReplicaDeletion], list[Reason]]:
     cfg = tally.config
     timeout = cfg.idle_timeout_s
     surplus = tally.existing - cfg.max_replicas
     may_remove = tally.existing - cfg.min_replicas
     chosen: list[ReplicaDeletion] = []
-    kept: list[str] = []
+    kept: list[Reason] = []
     # Longest idle first; pending replicas (idle 0) come last and only go when above max.
     for rep in sorted(replicas, key=lambda r: (-r.idle_s, r.key)):
         running = all(n.status == "running" for n in rep.nodes)
@@ -105,29 +108,25 @@ def _group_deletions(
         needed = _unused(rep, ledger)
         no_work = idle or not running
         if surplus > len(chosen) and no_work and needed is None:
-            state = f"idle {rep.idle_s:.0f} s" if idle else "not yet running"
+            params = {
+                **_base(cfg.name, rep),
+                "max": cfg.max_replicas,
+                "state": "idle" if idle else "pending",
+            }
             chosen.append(
-                ReplicaDeletion(
-                    cfg.name,
-                    rep.names,
-                    f"{state}, group is above maxReplicas={cfg.max_replicas}",
-                )
+                ReplicaDeletion(cfg.name, rep.names, Reason(ReasonCode.ABOVE_MAX, params))
             )
             continue
         if not idle or rep.idle_s < timeout:
             continue
-        label = ", ".join(rep.names)
+        base = _base(cfg.name, rep)
         if needed is not None:
-            kept.append(f"keep {label}: idle {rep.idle_s:.0f} s but {needed}")
+            kept.append(Reason(ReasonCode.KEEP_NEEDED, {**base, "need": needed}))
         elif len(chosen) >= may_remove:
-            kept.append(
-                f"keep {label}: idle {rep.idle_s:.0f} s but group is at "
-                f"minReplicas={cfg.min_replicas}"
-            )
+            kept.append(Reason(ReasonCode.KEEP_AT_MIN, {**base, "min": cfg.min_replicas}))
         else:
+            params = {**base, "timeout_s": timeout}
             chosen.append(
-                ReplicaDeletion(
-                    cfg.name, rep.names, f"idle {rep.idle_s:.0f} s ≥ {timeout:g} s idle timeout"
-                )
+                ReplicaDeletion(cfg.name, rep.names, Reason(ReasonCode.IDLE_TIMEOUT, params))
             )
     return chosen, kept

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from rayscale.autoscaler.scale import BadDemandError, RayNode, RayNodeStatus
 from rayscale.planner import BundleDemand, Demand, PlacementGroupDemand, Strategy
+from rayscale.protocol import RESOURCE_REQUEST_KV_KEY, NodeStatus
 
-_RUNNING, _DEAD, _IDLE, _DRAINING = 1, 2, 3, 4
 _STRATEGY = re.compile(r"\b(STRICT_PACK|STRICT_SPREAD|PACK|SPREAD)\b")
 
 
@@ -36,27 +36,19 @@ def _schedulable(resources: Mapping[str, float]) -> bool:
     return not any(k.startswith("node:") or "_group_" in k for k in resources)
 
 
-@dataclass(frozen=True, slots=True)
-class RayNode:
-    """One live Ray node as GCS reports it."""
-
-    node_id: str
-    instance_id: str
-    group: str
-    status: str  # "running", "idle" or "draining"
-    total: Mapping[str, float]
-    available: Mapping[str, float]
-    idle_s: float
-    ip: str = ""
-
-
 def nodes_of(state: Any) -> list[RayNode]:
     """Live nodes (dead ones dropped) from a ClusterResourceState."""
     out = []
     for ns in state.node_states:
-        if ns.status == _DEAD:
+        if ns.status == NodeStatus.DEAD:
             continue
-        status = {_IDLE: "idle", _DRAINING: "draining"}.get(ns.status, "running")
+        status: RayNodeStatus = (
+            "idle"
+            if ns.status == NodeStatus.IDLE
+            else "draining"
+            if ns.status == NodeStatus.DRAINING
+            else "running"
+        )
         out.append(
             RayNode(
                 node_id=ns.node_id.hex(),
@@ -65,7 +57,7 @@ def nodes_of(state: Any) -> list[RayNode]:
                 status=status,
                 total=planning_resources(ns.total_resources),
                 available=planning_resources(ns.available_resources),
-                idle_s=ns.idle_duration_ms / 1000.0 if ns.status == _IDLE else 0.0,
+                idle_s=ns.idle_duration_ms / 1000.0 if ns.status == NodeStatus.IDLE else 0.0,
                 ip=ns.node_ip_address,
             )
         )
@@ -91,17 +83,28 @@ def _gang_requests(gang: Any) -> list[Any]:
 
 
 def kv_request_resources(raw: bytes | str | None) -> list[dict[str, float]]:
-    """Parse Ray v1's ``autoscaler_resource_request`` KV value (a JSON list of bundles)."""
+    """Parse Ray v1's ``autoscaler_resource_request`` KV value (a JSON list of bundles).
+
+    Raises :class:`BadDemandError`, quoting the value, if it is not one."""
     if not raw:
         return []
-    data = json.loads(raw)
-    if not isinstance(data, list):
-        return []
-    bundles = []
-    for item in data:
-        if isinstance(item, dict):
+    shown = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)[:200]
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, list):
+            raise TypeError("not a JSON list")
+        bundles = []
+        for item in data:
+            if not isinstance(item, dict):
+                raise TypeError(f"item {item!r} is not an object")
             res = item["resources"] if isinstance(item.get("resources"), dict) else item
             bundles.append({str(k): float(v) for k, v in res.items() if v})
+    except (ValueError, TypeError) as exc:
+        raise BadDemandError(
+            f"the GCS KV key {RESOURCE_REQUEST_KV_KEY.decode()} holds {shown!r} ({exc}); "
+            "ray.autoscaler.sdk.request_resources() writes a JSON list of bundles; "
+            "call it again to overwrite the value"
+        ) from exc
     return [b for b in bundles if b]
 
 

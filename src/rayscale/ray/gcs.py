@@ -1,7 +1,11 @@
-"""Talk to a Ray cluster's GCS: read nodes and demand, drain nodes (thin I/O adapter).
+"""Talk to a Ray cluster's GCS: read nodes and demand, drain nodes, publish ``ray status``.
+
+A thin I/O adapter (the :class:`~rayscale.autoscaler.scale.RayView` of a live cluster). Every
+call carries a timeout, so a hung GCS delays a tick by at most ``timeout_s`` per call.
 
 Ray caches the auth token process-wide, so a process talks to one token-protected cluster:
-the supervisor enters :func:`rayscale.local.raynodes.client_auth` once for its lifetime.
+the caller enters :func:`rayscale.local.raynodes.client_auth` (locally) or sets the token
+environment (in a pod) before building a :class:`GcsView`.
 """
 
 from __future__ import annotations
@@ -9,40 +13,61 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from rayscale.autoscaler.scale import RayNode
 from rayscale.planner import Demand
-from rayscale.ray.demand import RayNode, demand_of, kv_request_resources, nodes_of
+from rayscale.protocol import (
+    AUTOSCALING_STATUS_KV_KEY,
+    DRAIN_REASON_IDLE_TERMINATION,
+    RESOURCE_REQUEST_KV_KEY,
+)
+from rayscale.ray.demand import demand_of, kv_request_resources, nodes_of
 
-RESOURCE_REQUEST_KEY = b"autoscaler_resource_request"
+DEFAULT_TIMEOUT_S = 5.0
 
 
 class GcsView:
-    """The :class:`rayscale.autoscaler.loop.RayView` of a live cluster."""
+    """Ray's side of the autoscaler loop, for one cluster."""
 
-    def __init__(self, address: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self.client: Any = importlib.import_module("ray._raylet").GcsClient(address=address)
 
     def state(self) -> Any:
-        from ray.autoscaler.v2.sdk import get_cluster_resource_state
+        """Ray's ``ClusterResourceState`` (autoscaler_pb2)."""
+        reply_type = importlib.import_module(
+            "ray.core.generated.autoscaler_pb2"
+        ).GetClusterResourceStateReply
+        raw = self.client.get_cluster_resource_state(timeout_s=self.timeout_s)
+        reply = reply_type()
+        reply.ParseFromString(raw)
+        return reply.cluster_resource_state
 
-        return get_cluster_resource_state(self.client)
+    def live_nodes(self) -> list[RayNode]:
+        return nodes_of(self.state())
 
-    def kv_request(self) -> list[dict[str, float]]:
-        raw = self.client.internal_kv_get(RESOURCE_REQUEST_KEY, None, timeout=self.timeout_s)
+    def nodes_and_demand(self) -> tuple[list[RayNode], Demand]:
+        state = self.state()
+        return nodes_of(state), demand_of(state)
+
+    def requested_resources(self) -> list[dict[str, float]]:
+        """Ray v1's request_resources bundles; raises BadDemandError on a bad value."""
+        raw = self.client.internal_kv_get(RESOURCE_REQUEST_KV_KEY, None, timeout=self.timeout_s)
         return kv_request_resources(raw)
 
-    def snapshot(self) -> tuple[list[RayNode], Demand]:
-        state = self.state()
-        return nodes_of(state), demand_of(state, self.kv_request())
-
     def drain(self, node_id: str, reason: str) -> tuple[bool, str]:
-        """Ask Ray to drain an idle node; Ray refuses if the node became busy."""
-        reasons = importlib.import_module("ray.core.generated.autoscaler_pb2").DrainNodeReason
+        """Ask Ray to drain an idle node; the raylet refuses if the node became busy."""
         accepted, message = self.client.drain_node(
-            node_id=node_id,
-            reason=reasons.DRAIN_NODE_REASON_IDLE_TERMINATION,
-            reason_message=f"rayscale: {reason}",
-            deadline_timestamp_ms=0,
+            node_id,
+            DRAIN_REASON_IDLE_TERMINATION,
+            f"rayscale: {reason}",
+            0,
+            timeout=self.timeout_s,
         )
         return bool(accepted), str(message or "")
+
+    def publish_status(self, payload: bytes) -> None:
+        """Write the ``ray status`` document (Ray v1's layout) for Ray's own CLI to read."""
+        self.client.internal_kv_put(
+            AUTOSCALING_STATUS_KV_KEY, payload, True, None, timeout=self.timeout_s
+        )

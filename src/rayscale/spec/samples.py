@@ -12,8 +12,9 @@ SAMPLES = {
     "autoscaler": "ray-cluster.autoscaler.yaml",
     "autoscaler-min1": "ray-cluster.autoscaler.min1.yaml",
 }
-"""Short name -> file name. ``autoscaler``: KubeRay's sample (seed 002: head 0 CPUs, 0..10
-workers, ConfigMap ray-example). ``autoscaler-min1``: seeds 000/003 (head 1 CPU, min 1 worker)."""
+"""Short name -> file name. ``autoscaler``: KubeRay's sample of the detached-actor walkthrough
+(head 0 CPUs, 0..10 workers, ConfigMap ray-example). ``autoscaler-min1``: the request_resources
+walkthrough's cluster (head 1 CPU, min 1 worker)."""
 
 
 def sample_path(name: str) -> Path:
