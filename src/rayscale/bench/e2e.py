@@ -111,6 +111,19 @@ class Events:
                 return float(event["at"])
         return None
 
+    def await_first(
+        self, t: float, kind: str, node: str | None = None, timeout: float = 15.0
+    ) -> float | None:
+        """:meth:`first`, waiting up to ``timeout`` for it to be written (None without the file
+        or if it does not come)."""
+        deadline = time.monotonic() + timeout
+        while self.available and time.monotonic() < deadline:
+            found = self.first(t, kind, node)
+            if found is not None:
+                return found
+            time.sleep(0.1)
+        return self.first(t, kind, node)
+
 
 def _wait(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
@@ -202,7 +215,7 @@ class _Bench:
         new = _wait(lambda: set(probe.workers()) - before, 120, "the new worker to join")
         joined = time.time()
         worker = next(iter(new))
-        launch = self.events.first(visible - self.period, "launch")
+        launch = self.events.await_first(visible - self.period, "launch")
         self.sample_rss()
         subprocess.run(
             [sys.executable, "actor.py", "kill", f"a{i}"],
@@ -221,7 +234,7 @@ class _Bench:
         expiry = _wait(idle_start, 60, "the worker to become idle") + self.idle_timeout
         _wait(lambda: worker not in probe.workers(), self.idle_timeout + 60, "the worker to go")
         gone = time.time()
-        delete = self.events.first(expiry - self.idle_timeout, "delete", worker)
+        delete = self.events.await_first(expiry - self.idle_timeout, "delete", worker)
         self.sample_rss()
         return {
             "demand_to_launch_decision_s": None if launch is None else launch - visible,
