@@ -41,6 +41,15 @@ CLICK_USAGE = (
         pytest.param(START_TIMEOUT, "Exception: The current node timed out", id="ray-start"),
         pytest.param(CLICK_USAGE, "Error: No such option: --bogus", id="bad-flag"),
         pytest.param(
+            "E1123 14:55:45.606118915   17980 chttp2_server.cc:1059]                UNKNOWN:No "
+            "address added out of total 1 resolved for '0.0.0.0:60005' {created_time:\"2026-11-23"
+            'T14:55:45.606039416+00:00", children:[UNKNOWN:Failed to add any wildcard listeners\n'
+            "[2026-11-23 14:55:45,641 C 17980 17980] (raylet) grpc_server.cc:134:  An unexpected "
+            "system state has occurred. You have likely discovered a bug in Ray.\n",
+            "UNKNOWN:No address added out of total 1 resolved for '0.0.0.0:60005' {children:",
+            id="grpc-port-taken",
+        ),
+        pytest.param(
             "[2026-11-23 13:54:39,165 F 1 2] (raylet) node_manager.cc:9: Check failed: ok\n",
             "Check failed: ok",
             id="fatal",
