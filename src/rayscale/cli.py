@@ -481,14 +481,24 @@ def bench_sidecar(
 @bench_app.command("e2e")
 def bench_e2e(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON summary line")] = False,
-    trials: Annotated[int, typer.Option(min=1, help="Scale-up/scale-down cycles")] = 5,
+    trials: Annotated[int, typer.Option(min=0, help="Scale-up/scale-down cycles")] = 5,
     idle_timeout: Annotated[int, typer.Option("--idle-timeout", min=1)] = 5,
     period: Annotated[float, typer.Option("--period", min=0.1)] = 1.0,
+    bursts: Annotated[
+        str, typer.Option("--bursts", help="Burst sizes N (comma-separated; '' for none)")
+    ] = "1,3,6,10",
 ) -> None:
-    """Latencies (demand -> launch decision, idle expiry -> removal) and supervisor RSS."""
+    """Latencies (demand -> launch decision, idle expiry -> removal), bursts of N one-CPU
+    tasks -> N workers (failed boots, RSS per worker), and supervisor RSS."""
     from rayscale.bench.e2e import main as run
 
-    raise typer.Exit(run(json_output, trials, idle_timeout, period))
+    try:
+        sizes = [int(s) for s in bursts.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--bursts must be comma-separated integers such as 1,3,6,10, not {bursts!r}")
+    if any(n < 1 or n > 10 for n in sizes):
+        fail("--bursts sizes must be between 1 and 10 (the sample's small-group maxReplicas)")
+    raise typer.Exit(run(json_output, trials, idle_timeout, period, sizes))
 
 
 @bench_app.command("planner")

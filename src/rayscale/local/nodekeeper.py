@@ -6,10 +6,14 @@ instead of the 130 MB of ``ray start --block``). It watches the processes ``ray 
 running. If one exits, it stops the rest and exits 1 (as ``ray start --block`` does). On
 SIGTERM/SIGINT it stops them (GCS last), then whatever is left in its process group (agents,
 Ray workers), and exits 0.
+
+``nodekeeper.py --stop=CODE``: stop whatever is in the process group and exit with CODE (used
+when ``ray start`` failed: without ``--block`` it leaves a half-started raylet running).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -53,10 +57,8 @@ def group_members(pgid: int) -> list[int]:
 def terminate(pids: Sequence[int], timeout: float) -> None:
     """SIGTERM ``pids`` and wait up to ``timeout`` for them to go."""
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
@@ -77,14 +79,16 @@ def keep(watched: dict[int, str]) -> int:
     pgid = os.getpgid(0)
     terminate(group_members(pgid), 5)
     for pid in group_members(pgid):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     return code
 
 
 def main(argv: Sequence[str]) -> int:
+    if len(argv) == 1 and argv[0].startswith("--stop="):  # ray start failed: clean up, exit
+        _STOPPING.append(1)
+        keep({})
+        return int(argv[0].removeprefix("--stop="))
     watched = {int(p): k for p, k in (a.split("=", 1) for a in argv)}
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: _STOPPING.append(1))

@@ -14,11 +14,19 @@ import re
 from pathlib import Path
 
 # A glog-style raylet/GCS line: "[2026-11-23 13:54:39,165 E 24777 24786] (raylet) file.cc:118: msg".
-_GLOG_ERROR = re.compile(r"^\[[\d\- :,]+ [EF] \d+ \d+\] \([\w_]+\) [\w.]+:\d+: (?P<msg>.*)$")
+_GLOG_ERROR = re.compile(r"^\[[\d\- :,]+ [EFC] \d+ \d+\] \([\w_]+\) [\w.]+:\d+: (?P<msg>.*)$")
+# gRPC core's own format: "E1123 14:55:45.606118915   17980 chttp2_server.cc:1059] msg".
+_GRPC_ERROR = re.compile(r"^[EF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\]\s+(?P<msg>.*)$")
 # Python: "ValueError: ...", "ray.exceptions.AuthenticationError: ...", click's "Error: ...".
-_PY_ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)|Error|Aborted!?)\b.*")
+_PY_ERROR = re.compile(r"^[\w.]*(?:Error|Exception): ")
 # Noise a raylet prints at E level while dying; the line before it says why.
-_NOISE = ("Stack trace", "SIGABRT received", "*** ", "Unhandled exception: N5boost")
+_NOISE = (
+    "Stack trace",
+    "SIGABRT received",
+    "*** ",
+    "Unhandled exception: N5boost",
+    "An unexpected system state has occurred",
+)
 _MAX_LEN = 400
 
 
@@ -27,7 +35,7 @@ def first_error_line(text: str) -> str | None:
     fallback: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
-        glog = _GLOG_ERROR.match(line)
+        glog = _GLOG_ERROR.match(line) or _GRPC_ERROR.match(line)
         if glog:
             msg = glog.group("msg")
             what = msg.split("what(): ", 1)
@@ -66,4 +74,5 @@ def boot_failure_line(temp_dir: Path, tag: str, start_log: Path) -> str | None:
 
 def _short(line: str) -> str:
     line = re.sub(r" /\S+\(\+0x[0-9a-f]+\).*$", "", line)  # drop a glued-on stack frame
+    line = re.sub(r'created_time:"[^"]*",?\s*', "", line)  # gRPC status noise
     return line if len(line) <= _MAX_LEN else line[: _MAX_LEN - 3] + "..."

@@ -17,14 +17,18 @@ Each cluster gets
   ``RAYSCALE_RUN_DIR=<dir>`` in its environment so that leftovers are found even if a Ray
   process leaves the group. :meth:`LocalRayCluster.boot_failure_line` reads those logs.
 
-Measured on the 2-core development machine (``tests/ray/test_smoke.py`` prints them):
-- head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 4.9-8.4 s,
-  about 680 MB RSS (ray start CLI 132, gcs_server 45, raylet 27, minimal API server 115,
-  ray client server 86, log monitor 77, dashboard agent 120, runtime-env agent 79);
-- worker spawn -> listed in GCS node_states: 2.1-5.6 s, about 360 MB RSS for its process
-  group (ray start CLI 132, raylet 27, dashboard agent 120, runtime-env agent 79), before any
-  Ray worker process runs a task;
-- SIGTERM -> group gone: about 1 s for an idle worker, 1-2 s for the head.
+Measured on the 2-core development machine (``python -m rayscale.bench.boots 1,3,6,10``):
+- head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 3.3-6.2 s,
+  about 450 MB RSS (keeper 10, gcs_server 42, raylet 27, minimal API server 115, ray client
+  server 87, log monitor 77, dashboard agent stub 10, runtime-env agent 80); with
+  ``ray start --block`` and the real agent it was about 680 MB;
+- worker: about 126 MB RSS for its process group before any Ray worker process runs a task
+  (keeper 10, raylet 27, dashboard agent stub 10, runtime-env agent 80), was 360 MB
+  (``ray start --block`` CLI 133, raylet 28, dashboard agent 119, runtime-env agent 80);
+- N workers started at once -> all in GCS: N=1 2.1 s, 3: 3.4 s, 6: 5.5 s, 10: 9.1 s, no
+  failed boot (before: 2 of 3, 5 of 6 and 8 of 10 failed). The CPU is the limit: booting
+  costs about 1 s of CPU per node (Python imports of ``ray start`` and the runtime-env agent);
+- SIGTERM -> group gone: under 1 s for an idle worker or a lone head.
 
 Dashboard choice: ``--include-dashboard=true`` starts nine dashboard module subprocesses
 (~90 MB each): the head grew to about 1.6 GB RSS and took 6.2-6.6 s instead of 4.9-5.3 s.
@@ -263,15 +267,17 @@ def find_ray_executable() -> str:
     )
 
 
-def launcher_argv(ray_executable: str, tag: str) -> list[str]:
+def launcher_argv(ray_executable: str, tag: str, dashboard_agent: bool = False) -> list[str]:
     """The command that starts one node: :mod:`rayscale.local.raystart` with the Python of
-    ``ray_executable``'s environment (its ``ray start`` arguments follow)."""
+    ``ray_executable``'s environment (its ``ray start`` arguments follow). Without
+    ``dashboard_agent`` the node runs :mod:`rayscale.local.agentstub` in its place."""
     python = Path(ray_executable).parent / "python"
     if not (python.is_file() and os.access(python, os.X_OK)):
         python = Path(sys.executable)
     if not Path(ray_executable).is_file():
         raise RayNotFoundError(f"cannot run {ray_executable!r}: not found")
-    return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", "--", "start"]
+    lean = [] if dashboard_agent else ["--no-dashboard-agent"]
+    return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", *lean, "--", "start"]
 
 
 def make_cluster_dir(name: str, base: Path | None = None) -> Path:
@@ -349,6 +355,8 @@ class LocalRayCluster:
     stopped_nodes: list[RayNode] = field(default_factory=list)
     clients: list[ManagedProcess] = field(default_factory=list)  # drivers etc., see start_client
     _started_workers: int = 0  # for unique worker tags w1, w2, ...
+    # Run Ray's dashboard agent on every node (needed by the dashboard); else a stub.
+    dashboard_agent: bool = False
 
     @property
     def head(self) -> RayNode:
@@ -433,7 +441,8 @@ class LocalRayCluster:
         self._started_workers += 1
         tag = f"w{self._started_workers}"
         argv = [
-            *launcher_argv(self.ray_executable, tag), f"--address={self.gcs_address}",
+            *launcher_argv(self.ray_executable, tag, self.dashboard_agent),
+            f"--address={self.gcs_address}",
             *self._common_args(), "--include-log-monitor=false",
             *ports.to_args(), *resources.to_args(), *extra_args,
         ]  # fmt: skip
@@ -650,7 +659,7 @@ def _start_head_once(
     timeout: float,
 ) -> LocalRayCluster:
     ray = find_ray_executable()
-    launcher = launcher_argv(ray, HEAD_TAG)
+    launcher = launcher_argv(ray, HEAD_TAG, include_dashboard)
     root = make_cluster_dir(name, base_dir)
     token_path = root / TOKEN_FILE
     write_token(token_path)
@@ -663,6 +672,7 @@ def _start_head_once(
         object_store_memory=object_store_memory,
         drain_timeout_s=drain_timeout_s,
         node_env=dict(env or {}),
+        dashboard_agent=include_dashboard,
     )
     try:
         ports = NodePorts.allocate(head=True, gcs_port=gcs_port)

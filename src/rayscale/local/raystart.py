@@ -26,6 +26,8 @@ through GCS before it stops a worker.
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
@@ -42,7 +44,31 @@ def _unique_names(tag: str) -> None:
     def tagged(self: Any, suffix: str = "", prefix: str = "", directory_name: Any = None) -> Any:
         return original(self, suffix, f"{prefix}.{tag}" if prefix else tag, directory_name)
 
-    Node._make_inc_temp = tagged
+    Node._make_inc_temp = tagged  # type: ignore[method-assign]
+
+
+def _stub_dashboard_agent() -> None:
+    """Have the raylet start :mod:`rayscale.local.agentstub` instead of the dashboard agent."""
+    from ray._private import ray_constants, services
+
+    original = services.start_ray_process
+    stub = str(Path(__file__).with_name("agentstub.py"))
+    flag = "--dashboard_agent_command="
+
+    def start(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
+        if process_type == ray_constants.PROCESS_TYPE_RAYLET:
+            command = [_replace_agent(a, flag, stub) for a in command]
+        return original(command, process_type, *args, **kwargs)
+
+    services.start_ray_process = start
+
+
+def _replace_agent(arg: str, flag: str, stub: str) -> str:
+    if not arg.startswith(flag):
+        return arg
+    real = shlex.split(arg[len(flag) :])
+    keep = [a for a in real if a.startswith(("--node-id=", "--session-dir="))]
+    return str(flag + subprocess.list2cmdline([sys.executable, "-S", "-I", stub, *keep]))
 
 
 def _kind(cmdline: Sequence[str]) -> str:
@@ -58,7 +84,7 @@ def _run_ray_start(args: Sequence[str]) -> int:
 
     sys.argv = ["ray", *args]
     try:
-        ray_main()
+        ray_main()  # type: ignore[no-untyped-call]
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
@@ -67,17 +93,29 @@ def _run_ray_start(args: Sequence[str]) -> int:
     return 0
 
 
+USAGE = "usage: python -I raystart.py --tag=TAG [--no-dashboard-agent] -- start ARGS..."
+
+
 def main(argv: Sequence[str]) -> int:
-    if len(argv) < 3 or not argv[0].startswith("--tag=") or argv[1] != "--":
-        print("usage: python -I raystart.py --tag=TAG -- start ARGS...", file=sys.stderr)
+    if "--" not in argv:
+        print(USAGE, file=sys.stderr)
         return 2
-    if "--block" in argv[2:]:
-        print("error: do not pass --block; the keeper blocks", file=sys.stderr)
+    split = list(argv).index("--")
+    own, ray_args = argv[:split], argv[split + 1 :]
+    tags = [a.removeprefix("--tag=") for a in own if a.startswith("--tag=")]
+    unknown = [a for a in own if not a.startswith("--tag=") and a != "--no-dashboard-agent"]
+    if len(tags) != 1 or unknown or not ray_args or "--block" in ray_args:
+        print(f"{USAGE}\n(do not pass --block: the keeper blocks)", file=sys.stderr)
         return 2
-    _unique_names(argv[0].removeprefix("--tag="))
-    code = _run_ray_start(argv[2:])
-    if code != 0:
-        return code
+    _unique_names(tags[0])
+    if "--no-dashboard-agent" in own:
+        _stub_dashboard_agent()
+    code = _run_ray_start(ray_args)
+    keeper = str(Path(__file__).with_name("nodekeeper.py"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code != 0:  # without --block, ray start leaves what it started running: stop it
+        os.execv(sys.executable, [sys.executable, "-S", "-I", "-u", keeper, f"--stop={code}"])
     import psutil
 
     children = []
@@ -87,9 +125,6 @@ def main(argv: Sequence[str]) -> int:
                 children.append(f"{child.pid}={_kind(child.cmdline())}")
         except psutil.Error:
             continue
-    sys.stdout.flush()
-    sys.stderr.flush()
-    keeper = str(Path(__file__).with_name("nodekeeper.py"))
     os.execv(sys.executable, [sys.executable, "-S", "-I", "-u", keeper, *children])
     return 1  # not reached
 
