@@ -40,7 +40,9 @@ def test_json_output_keeps_the_documented_keys() -> None:
     # each group reason's text, with its code and params beside it
     assert len(group["reason_codes"]) == len(group["reasons"])
     assert group["reason_codes"][0]["code"] == "demand_fits_no_node"
-    assert group["reasons"][0].startswith("launch 4 small-group: placement group STRICT_SPREAD 3 × {CPU: 1}")
+    assert group["reasons"][0].startswith(
+        "launch 4 small-group: placement group STRICT_SPREAD 3 × {CPU: 1}"
+    )
 
 
 def test_text_output_explains() -> None:
