@@ -1,9 +1,9 @@
 """The process kubelet: runs worker pod manifests as local Ray processes.
 
 It does what a kubelet does for the embedded runtime: a created pod waits (Pending) until it
-may start, its Ray container runs as ``ray start --block`` in its own process group, a
-container that exits marks the pod Failed with the first error line of its logs, and a deleted
-pod's processes are stopped by their own process group.
+may start; its Ray container's ``ray start`` runs in its own process group (kept by a small
+keeper, see :mod:`rayscale.local.raystart`); a container that exits marks the pod Failed with
+the first error line of its logs; a deleted pod's processes are stopped by their own group.
 
 Two things keep bursts healthy on a small machine:
 - at most ``max_booting`` workers boot at once (started, not yet registered in GCS); the rest
