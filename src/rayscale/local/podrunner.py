@@ -32,7 +32,7 @@ from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 log = logging.getLogger("rayscale.local")
 
 Phase = Literal["Pending", "Running", "Failed"]
-DEFAULT_MAX_BOOTING = 4
+DEFAULT_MAX_BOOTING = 8
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 
