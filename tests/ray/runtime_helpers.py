@@ -175,14 +175,15 @@ def node_processes(run_dir: str) -> dict[str, list[psutil.Process]]:
 
 
 def ray_start_leader(run_dir: str, instance_id: str) -> int:
-    """The pid (= pgid) of the ``ray start`` process of node ``instance_id`` in this run."""
+    """The pid (= pgid) of node ``instance_id``'s group leader in this run (its ``ray start``
+    launcher, which stays as the node's keeper; see ``rayscale.local.raystart``)."""
     for proc in node_processes(run_dir).get(instance_id, []):
         try:
-            if os.getpgid(proc.pid) == proc.pid and "start" in proc.cmdline():
+            if os.getpgid(proc.pid) == proc.pid:
                 return int(proc.pid)
         except (psutil.Error, ProcessLookupError):
             continue
-    raise AssertionError(f"no `ray start` process for {instance_id} under {run_dir}")
+    raise AssertionError(f"no node leader process for {instance_id} under {run_dir}")
 
 
 def run_dirs_with_processes(prefix: str) -> set[str]:
@@ -201,19 +202,20 @@ def run_dirs_with_processes(prefix: str) -> set[str]:
 
 
 def head_start_processes(prefix: str) -> list[psutil.Process]:
-    """Live ``ray start --head`` processes of any run whose dir starts with ``prefix``."""
+    """Live group leaders of head nodes (``<cluster>-head-xxxxx``) of any run whose dir starts
+    with ``prefix``."""
     out = []
     for proc in psutil.process_iter():
         try:
-            cmd = proc.cmdline()
+            env = environ_of(proc)
             if (
-                "--head" in cmd
-                and "start" in cmd
+                env.get(MARKER_ENV, "").startswith(prefix)
+                and "-head-" in env.get(INSTANCE_ENV, "")
+                and os.getpgid(proc.pid) == proc.pid
                 and proc.status() != psutil.STATUS_ZOMBIE
-                and environ_of(proc).get(MARKER_ENV, "").startswith(prefix)
             ):
                 out.append(proc)
-        except psutil.Error:
+        except (psutil.Error, ProcessLookupError):
             continue
     return out
 
