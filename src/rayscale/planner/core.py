@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from rayscale.planner.balance import best_load
 from rayscale.planner.capacity import (
     NEW,
     PENDING,
@@ -185,6 +186,8 @@ class _Round:
         self.placements: list[_Placed] = []
         self.unmet: list[UnmetDemand] = []
         self.group_index = {t.config.name: i for i, t in enumerate(self.table.tallies)}
+        self._rest: npt.NDArray[np.float64] | None = None
+        """While task shapes are placed: the demand placed after the current one."""
 
     # -- setup --------------------------------------------------------------------------------
     def _count_existing(self) -> None:
@@ -233,7 +236,14 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[Limit] = set()
-        for tally, per_node, fallback in self.table.openable(shape):
+        candidates = self.table.openable(shape)
+        if self._rest is not None and candidates:
+            chosen = best_load(self.table, shape, count, self._rest, candidates)
+            if chosen is not None:
+                pos, load = chosen
+                tally, _, fallback = candidates[pos]
+                candidates = [(tally, load, fallback), *candidates]
+        for tally, per_node, fallback in candidates:
             if count <= 0:
                 break
             room, limit = tally.headroom()
@@ -346,7 +356,12 @@ class _Round:
     def place_bundles(self) -> None:
         bundles = self.inp.demand.bundles
         matrix = self.index.matrix([b.resources for b in bundles])
-        for i in _bundle_order(matrix, self.index, self.table.scale):
+        order = _bundle_order(matrix, self.index, self.table.scale)
+        counts = np.array([max(0, b.count) for b in bundles], dtype=np.float64)
+        weighted = matrix[order] * counts[order][:, None] if order else matrix
+        after = weighted[::-1].cumsum(axis=0)[::-1] - weighted  # demand placed later
+        for pos, i in enumerate(order):
+            self._rest = after[pos]
             bundle: BundleDemand = bundles[i]
             shape = prepare_vector(self.index, matrix[i])
             if bundle.count <= 0 or not shape.col_list:
@@ -366,6 +381,7 @@ class _Round:
                 self.unmet.append(
                     UnmetDemand(DemandKind.TASK, i, resources, missing, why, infeasible)
                 )
+        self._rest = None
 
     def _place_many(
         self,

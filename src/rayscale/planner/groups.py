@@ -75,6 +75,7 @@ class GroupTable:
         ).reshape(len(self.tallies), index.width)
         self.specials = (self.caps > 0) & index.special_mask
         self.index = index
+        self.position = {t.config.name: i for i, t in enumerate(self.tallies)}
         self.usable = np.array([t.config.max_replicas > 0 for t in self.tallies], dtype=bool)
         self.single = np.array([t.hosts == 1 for t in self.tallies], dtype=bool)
         scale = self.caps.max(axis=0) if self.tallies else np.ones(index.width)
