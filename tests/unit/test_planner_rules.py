@@ -471,6 +471,20 @@ def test_a_large_node_shrinks_early_to_free_its_group_for_work_only_it_holds() -
     assert (result.groups["g0"].launch, result.groups["g1"].launch) == (1, 1)
 
 
+def test_memory_heavy_work_does_not_strand_a_highmem_nodes_memory() -> None:
+    """A full load of {CPU: 2, 32Gi} fills a highmem node's 8 CPUs and leaves 128Gi nobody can
+    use (all later work needs CPU): 1 highmem + 4 cpu16 nodes, 512Gi. Loading one copy per
+    cpu16 node, whose CPUs the small work then fills, holds it all in 4 cpu16 nodes, 256Gi."""
+    cpu16 = GroupConfig("cpu16", {"CPU": 16, "memory": 64 * GI}, 0, 10)
+    highmem = GroupConfig("highmem", {"CPU": 8, "memory": 256 * GI}, 0, 10)
+    demand = bundles(({"CPU": 2, "memory": 32 * GI}, 4), ({"CPU": 1, "memory": 2 * GI}, 56))
+    inp = PlannerInput((cpu16, highmem), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["cpu16"].launch, result.groups["highmem"].launch) == (4, 0)
+
+
 def test_plans_are_deterministic() -> None:
     c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
     c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 3)
