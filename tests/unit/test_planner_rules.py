@@ -79,6 +79,13 @@ def distinct_nodes_for_pg(p: Plan) -> None:
     assert len(nodes) == len(set(nodes)) == 3
 
 
+def deletes_replicas(p: Plan, expected: set[tuple[str | None, tuple[str, ...]]]) -> None:
+    """``Plan.delete_replicas`` lists each deleted replica whole, named on every deletion."""
+    got = {(ds[0].replica, tuple(sorted(d.node for d in ds))) for ds in p.delete_replicas}
+    assert got == expected
+    assert all(d.replica == ds[0].replica for ds in p.delete_replicas for d in ds)
+
+
 def placed_on(*names: str) -> Callable[[Plan], None]:
     def check(p: Plan) -> None:
         assert {x.node for x in p.placements} == set(names)
@@ -224,6 +231,7 @@ CASES = {
         ),
         replicas={"multi": 1},
         deleted={"a1", "a2"},
+        extra=lambda p: deletes_replicas(p, {("a", ("a1", "a2"))}),
     ),
     # --- upscaling mode ---
     "conservative-limits-pending": Case(
@@ -547,3 +555,23 @@ def test_checker_rejects_a_node_that_could_be_a_smaller_group() -> None:
     bigger = dataclasses.replace(good, groups=groups, placements=placements)
     with pytest.raises(AssertionError, match="smaller group cpu4"):
         check_plan(inp, bigger)
+
+
+def test_checker_rejects_deleting_part_of_a_replica() -> None:
+    nodes = (
+        head(),
+        worker("a1", MULTI, idle=90, replica="a"),
+        worker("a2", MULTI, idle=80, replica="a"),
+    )
+    inp = PlannerInput((MULTI,), nodes, Demand())
+    good = plan(inp)
+    check_plan(inp, good)
+    assert {d.node for d in good.delete} == {"a1", "a2"}
+    half = dataclasses.replace(good, delete=good.delete[:1])
+    with pytest.raises(AssertionError, match="other hosts deleted"):
+        check_plan(inp, half)
+    unnamed = dataclasses.replace(
+        good, delete=tuple(dataclasses.replace(d, replica=None) for d in good.delete)
+    )
+    with pytest.raises(AssertionError, match="wrong replica"):
+        check_plan(inp, unnamed)

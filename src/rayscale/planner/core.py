@@ -579,7 +579,9 @@ class _Round:
         )
         return Plan(
             groups=groups,
-            delete=tuple(Deletion(n, d.group, d.reason) for d in deletions for n in d.nodes),
+            delete=tuple(
+                Deletion(n, d.group, d.reason, d.replica) for d in deletions for n in d.nodes
+            ),
             unmet=tuple(self.unmet),
             placements=tuple(
                 Placement(kind, index, self.ledger.names[row], count, bundle)
