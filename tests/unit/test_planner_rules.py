@@ -493,6 +493,34 @@ def test_memory_heavy_work_does_not_strand_a_highmem_nodes_memory() -> None:
     assert (result.groups["cpu16"].launch, result.groups["highmem"].launch) == (4, 0)
 
 
+def test_a_node_never_shrinks_to_a_group_with_more_memory() -> None:
+    """The cpu16 node holds {CPU: 6, 40Gi}: highmem (8 CPUs, 256Gi) holds it too and has fewer
+    CPUs, but moving there would launch 4x the memory. A node moves only to a group no larger
+    in any resource."""
+    cpu16 = GroupConfig("cpu16", {"CPU": 16, "memory": 64 * GI}, 0, 10)
+    highmem = GroupConfig("highmem", {"CPU": 8, "memory": 256 * GI}, 0, 10)
+    demand = bundles(({"CPU": 2, "memory": 32 * GI}, 1), ({"CPU": 1, "memory": 2 * GI}, 4))
+    inp = PlannerInput((cpu16, highmem), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["cpu16"].launch, result.groups["highmem"].launch) == (1, 0)
+
+
+def test_a_lighter_load_is_not_taken_when_the_group_limit_binds() -> None:
+    """Found by the property test: a full load of {CPU: 2} on g3 leaves its memory to the small
+    work, a lighter one would need 4 g3 nodes at max 1. The planner keeps the full load (and
+    never shrinks a node opened in the same step before its work is on it)."""
+    mem = {"memory": 16 * GI}
+    g1 = GroupConfig("g1", {"CPU": 1, **mem}, 0, 1)
+    g3 = GroupConfig("g3", {"CPU": 8, **mem}, 0, 1)
+    demand = bundles(({"CPU": 2}, 4), ({"CPU": 0.5, "memory": 2 * GI}, 6))
+    inp = PlannerInput((g1, g3), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert [(p.node, p.count) for p in result.placements if p.index == 0] == [("new:g3:0", 4)]
+
+
 def test_plans_are_deterministic() -> None:
     c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
     c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 3)

@@ -236,13 +236,17 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[Limit] = set()
-        candidates = self.table.openable(shape)
+        candidates = self.table.openable(shape, count)
         if self._rest is not None and candidates:
             chosen = best_load(self.table, shape, count, self._rest, candidates)
             if chosen is not None:
                 pos, load = chosen
                 tally, _, fallback = candidates[pos]
-                candidates = [(tally, load, fallback), *candidates]
+                # Only when the group has room for it all: a limit binding mid-way would make
+                # the lighter load open more nodes than a full one.
+                if tally.headroom()[0] >= math.ceil(math.ceil(count / load) / tally.hosts):
+                    rest = [c for c in candidates if c[0] is not tally]
+                    candidates = [(tally, load, fallback), *rest]
         for tally, per_node, fallback in candidates:
             if count <= 0:
                 break
