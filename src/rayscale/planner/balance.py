@@ -36,9 +36,8 @@ def best_load(
 ) -> tuple[int, int] | None:
     """(position in ``candidates``, copies per node) of the least wasteful way to open nodes
     for ``count`` copies of ``shape``, given ``rest``, the demand placed after it; None when
-    nothing beats the first candidate's full load. Only plain single-host candidates count."""
-    if not strands(table, shape, count, rest, candidates[0]):
-        return None
+    nothing beats the first candidate's full load. Only plain single-host candidates count.
+    Worth calling only when :func:`strands` says the full load strands a resource."""
     cols = (rest > 0) | (shape.vec > 0)
     need = shape.vec[cols]
     demand = rest[cols]
@@ -81,13 +80,22 @@ def strands(
     first: tuple[GroupTally, int, bool],
 ) -> bool:
     """Whether a full load on the default group exhausts a resource the later demand needs
-    while more than :data:`STRANDED` of another of its resources stays free: only then is a
-    lighter load worth considering (else the largest node, shrunk at the end, packs best)."""
+    while more than :data:`STRANDED` of another stays free, even on the group the node would
+    shrink to: only then is a lighter load worth considering (else the largest node, shrunk
+    at the end, packs best). Plain shapes only: an accelerator used up by GPU work leaves
+    CPUs that plain work can still use."""
     tally, per_node, _ = first
     if not shape.plain:
         return False
-    cap = table.caps[table.position[tally.config.name]]
-    left = cap - min(per_node, count) * shape.vec
+    row = table.position[tally.config.name]
+    own = table.caps[row]
+    load = min(per_node, count) * shape.vec
     asked = (rest > 0) & ~table.index.special_mask
-    exhausted = bool((left[asked] < EPS).any())
-    return exhausted and bool((left[asked] > STRANDED * cap[asked]).any())
+    if not bool(((own - load)[asked] < EPS).any()):
+        return False
+    # The node shrinks at the end to the smallest group no larger that holds the load: is a
+    # resource still stranded there?
+    fits = (table.caps + EPS >= load).all(axis=1) & (table.caps <= own + EPS).all(axis=1)
+    fits &= table.usable & ~(table.specials & ~table.specials[row]).any(axis=1)
+    cap = table.caps[int(np.where(fits, table.size_rank, np.iinfo(np.int64).max).argmin())]
+    return bool(((cap - load)[asked] > STRANDED * cap[asked]).any())

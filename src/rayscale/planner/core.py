@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rayscale.planner.balance import best_load
+from rayscale.planner.balance import best_load, strands
 from rayscale.planner.capacity import (
     NEW,
     PENDING,
@@ -237,8 +237,12 @@ class _Round:
         takes: list[int] = []
         limits: set[Limit] = set()
         candidates = self.table.openable(shape, count)
-        if self._rest is not None and candidates:
-            chosen = best_load(self.table, shape, count, self._rest, candidates)
+        if (
+            self._rest is not None
+            and candidates
+            and strands(self.table, shape, count, self._rest, candidates[0])
+        ):
+            chosen = best_load(self.table, shape, count, self._left_over_demand(), candidates)
             if chosen is not None:
                 pos, load = chosen
                 tally, _, fallback = candidates[pos]
@@ -268,6 +272,18 @@ class _Round:
                 takes.append(take)
                 count -= take
         return rows, takes, limits
+
+    def _left_over_demand(self) -> npt.NDArray[np.float64]:
+        """The demand still to come (``self._rest``), less the share that the free capacity
+        already in the ledger holds in the same mix: what a new node's leftover could get."""
+        rest = self._rest
+        assert rest is not None
+        asked = (rest > 0).nonzero()[0]
+        if asked.size == 0:
+            return rest
+        free = self.ledger.free[: self.ledger.n][:, asked]
+        held = float((free / rest[asked]).min(axis=1).sum())
+        return rest * max(0.0, 1.0 - held)
 
     # -- placing ------------------------------------------------------------------------------
     def _place(
