@@ -124,7 +124,8 @@ class GroupTable:
 
     def openable(self, shape: Shape, count: float = math.inf) -> list[tuple[GroupTally, int, bool]]:
         """Groups a new node for ``shape`` may come from, in the order to try them, each with
-        the copies one node holds and whether it is a fallback.
+        the copies one node holds and whether it is a fallback. Copies beyond ``count`` (what
+        is left to place) do not count: among groups that hold it all, the largest comes first.
 
         Plain groups (no GPU/TPU/custom resource the shape does not ask for) come first, the
         one that holds the most copies first: a new node is opened as large as possible so
