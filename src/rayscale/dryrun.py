@@ -196,7 +196,13 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for name, g in plan.groups.items()
         },
         "delete": [
-            {"node": d.node, "group": d.group, "reason": d.reason.text(), **_code(d.reason)}
+            {
+                "node": d.node,
+                "group": d.group,
+                "replica": d.replica,
+                "reason": d.reason.text(),
+                **_code(d.reason),
+            }
             for d in plan.delete
         ],
         "infeasible": [_unmet_json(u) for u in plan.infeasible],

@@ -67,6 +67,7 @@ def test_idle_worker_deleted_with_reason(tmp_path: Path) -> None:
         {
             "node": "w",
             "group": "small-group",
+            "replica": None,
             "reason": "delete w: idle 61 s ≥ 60 s idle timeout",
             "code": "idle_timeout",
             "params": {"group": "small-group", "nodes": ["w"], "idle_s": 61, "timeout_s": 60},

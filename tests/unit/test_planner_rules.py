@@ -79,6 +79,13 @@ def distinct_nodes_for_pg(p: Plan) -> None:
     assert len(nodes) == len(set(nodes)) == 3
 
 
+def deletes_replicas(p: Plan, expected: set[tuple[str | None, tuple[str, ...]]]) -> None:
+    """``Plan.delete_replicas`` lists each deleted replica whole, named on every deletion."""
+    got = {(ds[0].replica, tuple(sorted(d.node for d in ds))) for ds in p.delete_replicas}
+    assert got == expected
+    assert all(d.replica == ds[0].replica for ds in p.delete_replicas for d in ds)
+
+
 def placed_on(*names: str) -> Callable[[Plan], None]:
     def check(p: Plan) -> None:
         assert {x.node for x in p.placements} == set(names)
@@ -224,6 +231,7 @@ CASES = {
         ),
         replicas={"multi": 1},
         deleted={"a1", "a2"},
+        extra=lambda p: deletes_replicas(p, {("a", ("a1", "a2"))}),
     ),
     # --- upscaling mode ---
     "conservative-limits-pending": Case(
@@ -471,6 +479,48 @@ def test_a_large_node_shrinks_early_to_free_its_group_for_work_only_it_holds() -
     assert (result.groups["g0"].launch, result.groups["g1"].launch) == (1, 1)
 
 
+def test_memory_heavy_work_does_not_strand_a_highmem_nodes_memory() -> None:
+    """A full load of {CPU: 2, 32Gi} fills a highmem node's 8 CPUs and leaves 128Gi nobody can
+    use (all later work needs CPU): 1 highmem + 4 cpu16 nodes, 512Gi. Loading one copy per
+    cpu16 node, whose CPUs the small work then fills, holds it all in 4 cpu16 nodes, 256Gi."""
+    cpu16 = GroupConfig("cpu16", {"CPU": 16, "memory": 64 * GI}, 0, 10)
+    highmem = GroupConfig("highmem", {"CPU": 8, "memory": 256 * GI}, 0, 10)
+    demand = bundles(({"CPU": 2, "memory": 32 * GI}, 4), ({"CPU": 1, "memory": 2 * GI}, 56))
+    inp = PlannerInput((cpu16, highmem), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["cpu16"].launch, result.groups["highmem"].launch) == (4, 0)
+
+
+def test_a_node_never_shrinks_to_a_group_with_more_memory() -> None:
+    """The cpu16 node holds {CPU: 6, 40Gi}: highmem (8 CPUs, 256Gi) holds it too and has fewer
+    CPUs, but moving there would launch 4x the memory. A node moves only to a group no larger
+    in any resource."""
+    cpu16 = GroupConfig("cpu16", {"CPU": 16, "memory": 64 * GI}, 0, 10)
+    highmem = GroupConfig("highmem", {"CPU": 8, "memory": 256 * GI}, 0, 10)
+    demand = bundles(({"CPU": 2, "memory": 32 * GI}, 1), ({"CPU": 1, "memory": 2 * GI}, 4))
+    inp = PlannerInput((cpu16, highmem), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert not result.unmet
+    assert (result.groups["cpu16"].launch, result.groups["highmem"].launch) == (1, 0)
+
+
+def test_a_lighter_load_is_not_taken_when_the_group_limit_binds() -> None:
+    """Found by the property test: a full load of {CPU: 2} on g3 leaves its memory to the small
+    work, a lighter one would need 4 g3 nodes at max 1. The planner keeps the full load (and
+    never shrinks a node opened in the same step before its work is on it)."""
+    mem = {"memory": 16 * GI}
+    g1 = GroupConfig("g1", {"CPU": 1, **mem}, 0, 1)
+    g3 = GroupConfig("g3", {"CPU": 8, **mem}, 0, 1)
+    demand = bundles(({"CPU": 2}, 4), ({"CPU": 0.5, "memory": 2 * GI}, 6))
+    inp = PlannerInput((g1, g3), (head(),), demand)
+    result = plan(inp)
+    check_plan(inp, result)
+    assert [(p.node, p.count) for p in result.placements if p.index == 0] == [("new:g3:0", 4)]
+
+
 def test_plans_are_deterministic() -> None:
     c2 = GroupConfig("c2", {"CPU": 2, "memory": 8 * GI}, 0, 20)
     c16 = GroupConfig("c16", {"CPU": 16, "memory": 64 * GI}, 0, 3)
@@ -533,3 +583,23 @@ def test_checker_rejects_a_node_that_could_be_a_smaller_group() -> None:
     bigger = dataclasses.replace(good, groups=groups, placements=placements)
     with pytest.raises(AssertionError, match="smaller group cpu4"):
         check_plan(inp, bigger)
+
+
+def test_checker_rejects_deleting_part_of_a_replica() -> None:
+    nodes = (
+        head(),
+        worker("a1", MULTI, idle=90, replica="a"),
+        worker("a2", MULTI, idle=80, replica="a"),
+    )
+    inp = PlannerInput((MULTI,), nodes, Demand())
+    good = plan(inp)
+    check_plan(inp, good)
+    assert {d.node for d in good.delete} == {"a1", "a2"}
+    half = dataclasses.replace(good, delete=good.delete[:1])
+    with pytest.raises(AssertionError, match="other hosts deleted"):
+        check_plan(inp, half)
+    unnamed = dataclasses.replace(
+        good, delete=tuple(dataclasses.replace(d, replica=None) for d in good.delete)
+    )
+    with pytest.raises(AssertionError, match="wrong replica"):
+        check_plan(inp, unnamed)

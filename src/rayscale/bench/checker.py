@@ -523,7 +523,17 @@ def check_plan(inp: PlannerInput, plan: Plan) -> None:
         _require(dele.group == node.group, f"{dele.node}: deletion names the wrong group")
         if node.status == "running":
             _require(not _busy(node), f"deleting busy node {node.name}")
+        _require(dele.replica == node.replica, f"{dele.node}: deletion names the wrong replica")
         deleted.add(dele.node)
+    # Whole replicas only: every host of a deleted multi-host replica is deleted with it.
+    for node in nodes.values():
+        if node.replica is None or node.name in deleted:
+            continue
+        members = [n for n in nodes.values() if (n.group, n.replica) == (node.group, node.replica)]
+        _require(
+            not any(n.name in deleted for n in members),
+            f"replica {node.replica} of {node.group}: {node.name} kept, other hosts deleted",
+        )
     by_group_del = Counter(nodes[n].group for n in deleted)
     for name in groups:
         if by_group_del[name]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from rayscale.planner.balance import best_load, strands
 from rayscale.planner.capacity import (
     NEW,
     PENDING,
@@ -185,6 +186,8 @@ class _Round:
         self.placements: list[_Placed] = []
         self.unmet: list[UnmetDemand] = []
         self.group_index = {t.config.name: i for i, t in enumerate(self.table.tallies)}
+        self._rest: npt.NDArray[np.float64] | None = None
+        """While task shapes are placed: the demand placed after the current one."""
 
     # -- setup --------------------------------------------------------------------------------
     def _count_existing(self) -> None:
@@ -233,7 +236,22 @@ class _Round:
         rows: list[int] = []
         takes: list[int] = []
         limits: set[Limit] = set()
-        for tally, per_node, fallback in self.table.openable(shape):
+        candidates = self.table.openable(shape, count)
+        if (
+            self._rest is not None
+            and candidates
+            and strands(self.table, shape, count, self._rest, candidates[0])
+        ):
+            chosen = best_load(self.table, shape, count, self._left_over_demand(), candidates)
+            if chosen is not None:
+                pos, load = chosen
+                tally, _, fallback = candidates[pos]
+                # Only when the group has room for it all: a limit binding mid-way would make
+                # the lighter load open more nodes than a full one.
+                if tally.headroom()[0] >= math.ceil(math.ceil(count / load) / tally.hosts):
+                    rest = [c for c in candidates if c[0] is not tally]
+                    candidates = [(tally, load, fallback), *rest]
+        for tally, per_node, fallback in candidates:
             if count <= 0:
                 break
             room, limit = tally.headroom()
@@ -254,6 +272,18 @@ class _Round:
                 takes.append(take)
                 count -= take
         return rows, takes, limits
+
+    def _left_over_demand(self) -> npt.NDArray[np.float64]:
+        """The demand still to come (``self._rest``), less the share that the free capacity
+        already in the ledger holds in the same mix: what a new node's leftover could get."""
+        rest = self._rest
+        assert rest is not None
+        asked = (rest > 0).nonzero()[0]
+        if asked.size == 0:
+            return rest
+        free = self.ledger.free[: self.ledger.n][:, asked]
+        held = float((free / rest[asked]).min(axis=1).sum())
+        return rest * max(0.0, 1.0 - held)
 
     # -- placing ------------------------------------------------------------------------------
     def _place(
@@ -346,7 +376,12 @@ class _Round:
     def place_bundles(self) -> None:
         bundles = self.inp.demand.bundles
         matrix = self.index.matrix([b.resources for b in bundles])
-        for i in _bundle_order(matrix, self.index, self.table.scale):
+        order = _bundle_order(matrix, self.index, self.table.scale)
+        counts = np.array([max(0, b.count) for b in bundles], dtype=np.float64)
+        weighted = matrix[order] * counts[order][:, None] if order else matrix
+        after = weighted[::-1].cumsum(axis=0)[::-1] - weighted  # demand placed later
+        for pos, i in enumerate(order):
+            self._rest = after[pos]
             bundle: BundleDemand = bundles[i]
             shape = prepare_vector(self.index, matrix[i])
             if bundle.count <= 0 or not shape.col_list:
@@ -366,6 +401,7 @@ class _Round:
                 self.unmet.append(
                     UnmetDemand(DemandKind.TASK, i, resources, missing, why, infeasible)
                 )
+        self._rest = None
 
     def _place_many(
         self,
@@ -563,7 +599,9 @@ class _Round:
         )
         return Plan(
             groups=groups,
-            delete=tuple(Deletion(n, d.group, d.reason) for d in deletions for n in d.nodes),
+            delete=tuple(
+                Deletion(n, d.group, d.reason, d.replica) for d in deletions for n in d.nodes
+            ),
             unmet=tuple(self.unmet),
             placements=tuple(
                 Placement(kind, index, self.ledger.names[row], count, bundle)

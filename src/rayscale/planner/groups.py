@@ -75,6 +75,7 @@ class GroupTable:
         ).reshape(len(self.tallies), index.width)
         self.specials = (self.caps > 0) & index.special_mask
         self.index = index
+        self.position = {t.config.name: i for i, t in enumerate(self.tallies)}
         self.usable = np.array([t.config.max_replicas > 0 for t in self.tallies], dtype=bool)
         self.single = np.array([t.hosts == 1 for t in self.tallies], dtype=bool)
         scale = self.caps.max(axis=0) if self.tallies else np.ones(index.width)
@@ -121,9 +122,10 @@ class GroupTable:
         self._last_shape, self._last_per_node = shape, result
         return result
 
-    def openable(self, shape: Shape) -> list[tuple[GroupTally, int, bool]]:
+    def openable(self, shape: Shape, count: float = math.inf) -> list[tuple[GroupTally, int, bool]]:
         """Groups a new node for ``shape`` may come from, in the order to try them, each with
-        the copies one node holds and whether it is a fallback.
+        the copies one node holds and whether it is a fallback. Copies beyond ``count`` (what
+        is left to place) do not count: among groups that hold it all, the largest comes first.
 
         Plain groups (no GPU/TPU/custom resource the shape does not ask for) come first, the
         one that holds the most copies first: a new node is opened as large as possible so
@@ -138,19 +140,21 @@ class GroupTable:
             return []
         extra = (self.specials & ~shape.specials_wanted).any(axis=1)
         plain = fit & ~extra
-        out = [(self.tallies[i], p, False) for i, p in self._largest(plain, per_node)]
+        out = [(self.tallies[i], p, False) for i, p in self._largest(plain, per_node, count)]
         if out:
-            out += [(self.tallies[i], p, True) for i, p in self._largest(fit & extra, per_node)]
+            out += [
+                (self.tallies[i], p, True) for i, p in self._largest(fit & extra, per_node, count)
+            ]
         else:
-            out = [(self.tallies[i], p, False) for i, p in self._largest(fit, per_node)]
+            out = [(self.tallies[i], p, False) for i, p in self._largest(fit, per_node, count)]
         return out
 
     def _largest(
-        self, mask: npt.NDArray[np.bool_], per_node: npt.NDArray[np.float64]
+        self, mask: npt.NDArray[np.bool_], per_node: npt.NDArray[np.float64], count: float
     ) -> list[tuple[int, int]]:
         idx = mask.nonzero()[0]
         if idx.size == 0:
             return []
         per = np.minimum(per_node[idx], 2.0**31)
-        order = np.lexsort((-self.size_rank[idx], -per)).tolist()
+        order = np.lexsort((-self.size_rank[idx], -np.minimum(per, count))).tolist()
         return [(int(idx[j]), int(per[j])) for j in order]

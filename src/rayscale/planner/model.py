@@ -139,9 +139,13 @@ class GroupDecision:
 
 @dataclass(frozen=True, slots=True)
 class Deletion:
+    """One node to delete. ``replica`` names the multi-host replica it belongs to (None: a
+    replica of its own); the plan deletes every host of that replica, in one reason."""
+
     node: str
     group: str
     reason: Reason
+    replica: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,15 @@ class Plan:
     placements: tuple[Placement, ...] = ()
     protected: tuple[str, ...] = ()
     """Idle nodes kept because request_resources or pending demand needs them."""
+
+    @property
+    def delete_replicas(self) -> tuple[tuple[Deletion, ...], ...]:
+        """``delete`` grouped by replica, in plan order: each entry is one whole replica (all
+        hosts of a multi-host replica; a single node otherwise), to be removed together."""
+        out: dict[tuple[str, str], list[Deletion]] = {}
+        for d in self.delete:
+            out.setdefault((d.group, d.replica or f"node:{d.node}"), []).append(d)
+        return tuple(tuple(ds) for ds in out.values())
 
     @property
     def infeasible(self) -> tuple[UnmetDemand, ...]:

@@ -24,6 +24,8 @@ class ReplicaDeletion:
     nodes: tuple[str, ...]
     reason: Reason
     replicas: int = 1
+    replica: str | None = None
+    """The multi-host replica's name (None: a single-node replica)."""
 
 
 @dataclass(slots=True)
@@ -35,6 +37,11 @@ class _Replica:
     @property
     def idle_s(self) -> float:
         return min(n.idle_s for n in self.nodes)
+
+    @property
+    def name(self) -> str | None:
+        """The replica id its nodes report (None for a node that is its own replica)."""
+        return self.nodes[0].replica
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,7 +123,9 @@ def _group_deletions(
                 "state": "idle" if idle else "pending",
             }
             chosen.append(
-                ReplicaDeletion(cfg.name, rep.names, Reason(ReasonCode.ABOVE_MAX, params))
+                ReplicaDeletion(
+                    cfg.name, rep.names, Reason(ReasonCode.ABOVE_MAX, params), replica=rep.name
+                )
             )
             continue
         if not idle or rep.idle_s < timeout:
@@ -129,6 +138,8 @@ def _group_deletions(
         else:
             params = {**base, "timeout_s": timeout}
             chosen.append(
-                ReplicaDeletion(cfg.name, rep.names, Reason(ReasonCode.IDLE_TIMEOUT, params))
+                ReplicaDeletion(
+                    cfg.name, rep.names, Reason(ReasonCode.IDLE_TIMEOUT, params), replica=rep.name
+                )
             )
     return chosen, kept

@@ -5,10 +5,12 @@ demand that needed it, so that later demand packs onto it (few nodes). Once ever
 placed, each such node moves to the smallest group that holds its contents (little waste):
 Karpenter's "launch the cheapest type that still fits what was packed".
 
-A node moves only to a single-host group with room left (maxReplicas, Conservative), that
-carries no special resource (GPU, TPU, custom) the node's first group did not carry, so plain
-work never lands on an accelerator it did not already sit on. Nodes launched for minReplicas
-and multi-host replicas keep their group. Rows are visited in launch order: deterministic.
+A node moves only to a group no larger in any resource (so the move never adds memory to
+save CPUs: a half-empty CPU node does not become a high-memory node with fewer CPUs), of one
+host, with room left (maxReplicas, Conservative), and carrying no special resource (GPU, TPU,
+custom) the node's first group did not carry, so plain work never lands on an accelerator it
+did not already sit on. Nodes launched for minReplicas and multi-host replicas keep their
+group. Rows are visited in launch order: deterministic.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def shrink(table: GroupTable, ledger: Ledger, rows: Sequence[int], groups: list[
     used = np.maximum(caps[src] - ledger.free[idx], caps[src] - ledger.room[idx])
     holds = (caps[None, :, :] + EPS >= used[:, None, :]).all(axis=2)
     unasked = table.specials[None, :, :] & ~table.specials[src][:, None, :]
-    suitable = holds & ~unasked.any(axis=2) & (table.usable & table.single)[None, :]
+    no_larger = (caps[None, :, :] <= caps[src][:, None, :] + EPS).all(axis=2)
+    suitable = holds & no_larger & ~unasked.any(axis=2) & (table.usable & table.single)[None, :]
     ranks = np.where(suitable, table.size_rank[None, :], np.iinfo(np.int64).max)
     order = np.argsort(ranks, axis=1, kind="stable")
     for k in range(len(rows)):
