@@ -32,7 +32,6 @@ from rayscale.planner import (
     Strategy,
     UnmetDemand,
 )
-from rayscale.planner.reasons import Reason
 from rayscale.planner.shapes import fmt
 
 
@@ -162,53 +161,13 @@ def to_planner_input(state: State, groups: Sequence[GroupConfig]) -> PlannerInpu
     return PlannerInput(groups=tuple(groups), nodes=nodes, demand=demand)
 
 
-def _unmet_json(u: UnmetDemand) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "kind": u.kind.value,
-        "resources": dict(u.resources),
-        "count": u.count,
-        "reason": u.reason.text(),
-        **_code(u.reason),
-    }
-    if u.strategy is not None:
-        out["strategy"] = u.strategy.value
-    return out
-
-
-def _code(reason: Reason) -> dict[str, Any]:
-    """The machine-readable side of a reason, next to its text."""
-    return {"code": reason.code.value, "params": dict(reason.params)}
-
-
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON: each reason's text where it always was, and its code and params
-    beside it (``reason_codes`` per group, ``code``/``params`` per deletion and unmet demand)."""
-    return {
-        "groups": {
-            name: {
-                "replicas": g.replicas,
-                "current": g.current,
-                "launch": g.launch,
-                "delete": g.delete,
-                "reasons": [r.text() for r in g.reasons],
-                "reason_codes": [_code(r) for r in g.reasons],
-            }
-            for name, g in plan.groups.items()
-        },
-        "delete": [
-            {
-                "node": d.node,
-                "group": d.group,
-                "replica": d.replica,
-                "reason": d.reason.text(),
-                **_code(d.reason),
-            }
-            for d in plan.delete
-        ],
-        "infeasible": [_unmet_json(u) for u in plan.infeasible],
-        "held_back": [_unmet_json(u) for u in plan.held_back],
-        "protected": list(plan.protected),
-    }
+    """The plan as JSON (:class:`~rayscale.autoscaler.status.PlanModel`): each reason's text
+    where it always was, and its code and params beside it."""
+    from rayscale.autoscaler.status import PlanModel
+
+    data: dict[str, Any] = PlanModel.of(plan).model_dump(mode="json")
+    return data
 
 
 def plan_to_text(plan: Plan) -> str:

@@ -1,5 +1,7 @@
 """One model of status: what the autoscaler saw and decided, for every reader.
 
+:class:`PlanModel` (``rayscale plan -o json``) shares its parts (reasons, unmet demand).
+
 :class:`ClusterStatus` (pydantic) is built from a :class:`~rayscale.autoscaler.loop.TickReport`
 and serves ``rayscale status -o json``, the text view in ``ray status``'s layout
 (:func:`format_status`), and Ray's own ``ray status`` (:func:`ray_status_payload`, the JSON
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from rayscale.autoscaler.loop import TickReport
-from rayscale.planner import HEAD_GROUP, Demand, GroupConfig, UnmetDemand
+from rayscale.planner import HEAD_GROUP, Demand, GroupConfig, Plan, UnmetDemand
 from rayscale.planner.reasons import Reason
 from rayscale.planner.shapes import fmt
 
@@ -92,6 +94,7 @@ class DemandModel(BaseModel):
 
 
 class UnmetModel(BaseModel):
+    kind: str
     resources: dict[str, float]
     count: int
     reason: str
@@ -102,12 +105,72 @@ class UnmetModel(BaseModel):
     @classmethod
     def of(cls, unmet: UnmetDemand) -> UnmetModel:
         return cls(
+            kind=unmet.kind.value,
             resources=_shape(unmet.resources),
             count=unmet.count,
             reason=unmet.reason.text(),
             code=unmet.reason.code.value,
             params=dict(unmet.reason.params),
             strategy=unmet.strategy.value if unmet.strategy is not None else None,
+        )
+
+
+class PlanGroupModel(BaseModel):
+    replicas: int
+    current: int
+    launch: int
+    delete: int
+    reasons: list[str] = Field(default_factory=list)
+    reason_codes: list[ReasonModel] = Field(default_factory=list)
+
+
+class DeletionModel(BaseModel):
+    node: str
+    group: str
+    replica: str | None = None
+    reason: str
+    code: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanModel(BaseModel):
+    """``rayscale plan -o json``: the plan's decisions, built from the same parts as
+    :class:`ClusterStatus` (reasons as text, with their code and params beside them)."""
+
+    groups: dict[str, PlanGroupModel]
+    delete: list[DeletionModel] = Field(default_factory=list)
+    infeasible: list[UnmetModel] = Field(default_factory=list)
+    held_back: list[UnmetModel] = Field(default_factory=list)
+    protected: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanModel:
+        return cls(
+            groups={
+                name: PlanGroupModel(
+                    replicas=g.replicas,
+                    current=g.current,
+                    launch=g.launch,
+                    delete=g.delete,
+                    reasons=[r.text() for r in g.reasons],
+                    reason_codes=[ReasonModel.of(r) for r in g.reasons],
+                )
+                for name, g in plan.groups.items()
+            },
+            delete=[
+                DeletionModel(
+                    node=d.node,
+                    group=d.group,
+                    replica=d.replica,
+                    reason=d.reason.text(),
+                    code=d.reason.code.value,
+                    params=dict(d.reason.params),
+                )
+                for d in plan.delete
+            ],
+            infeasible=[UnmetModel.of(u) for u in plan.infeasible],
+            held_back=[UnmetModel.of(u) for u in plan.held_back],
+            protected=list(plan.protected),
         )
 
 
