@@ -40,7 +40,8 @@ import yaml
 
 from rayscale.bench.boots import process_kind
 from rayscale.local import processes, registry
-from rayscale.local.raynodes import INSTANCE_ID_ENV, client_auth
+from rayscale.local.raynodes import client_auth
+from rayscale.protocol import INSTANCE_ID_ENV
 from rayscale.spec import sample_path
 
 NAME = "rayscale-bench"

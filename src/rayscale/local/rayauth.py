@@ -37,9 +37,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
-AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"
-AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+from rayscale.protocol import AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV
+
 TOKEN_FILE = "auth_token"
 
 

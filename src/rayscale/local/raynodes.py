@@ -56,15 +56,21 @@ from typing import Any
 from rayscale.local import processes, raylogs
 from rayscale.local.processes import ManagedProcess, ProcessInfo, StopResult
 from rayscale.local.rayauth import (
-    AUTH_MODE_ENV,
-    AUTH_TOKEN_ENV,
-    AUTH_TOKEN_PATH_ENV,
     TOKEN_FILE,
     _ray_module,
     auth_env,
     client_auth,
     without_auth,
     write_token,
+)
+from rayscale.planner.model import HEAD_GROUP
+from rayscale.protocol import (
+    AUTH_MODE_ENV,
+    AUTH_TOKEN_ENV,
+    AUTH_TOKEN_PATH_ENV,
+    INSTANCE_ID_ENV,
+    NODE_TYPE_ENV,
+    RESOURCE_REQUEST_KV_KEY,
 )
 
 __all__ = [
@@ -89,15 +95,12 @@ GcsClient = Any  # ray._raylet.GcsClient
 ClusterResourceState = Any  # ray.core.generated.autoscaler_pb2.ClusterResourceState
 
 # --- constants -------------------------------------------------------------------------------
+# (Ray/KubeRay interface facts come from rayscale.protocol; HEAD_GROUP from the planner model.)
 
 MARKER_ENV = "RAYSCALE_RUN_DIR"
-INSTANCE_ID_ENV = "RAY_CLOUD_INSTANCE_ID"
-NODE_TYPE_ENV = "RAY_NODE_TYPE_NAME"
 DRAIN_TIMEOUT_ENV = "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"
 RAY_TEMP_SUBDIR = "ray"
-HEAD_GROUP = "headgroup"
 HEAD_TAG = "h"
-RESOURCE_REQUEST_KV_KEY = b"autoscaler_resource_request"
 LAUNCHER = Path(__file__).with_name("raystart.py")
 
 # Above Ray's 75 MiB floor; Ray's default (30% of RAM per node) would not fit many nodes.
