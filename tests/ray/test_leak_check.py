@@ -7,8 +7,9 @@ that each leave a real Ray worker running:
 - ``test_escapes_harness`` starts ``ray start --block`` itself, with its own temp dir and the
   token passed by value, so nothing mentions the cluster directory; found by the autouse check
   for Ray processes among the test process's descendants.
-Both must error with the leak message. The outer test then checks the reported processes are
-alive and kills them by pid (the inner run keeps them: ``RAYSCALE_KEEP_LEAKS=1``).
+Both must error with the leak message, and each leaked node (its process group) must be among
+the reported processes. The outer test then kills what is left by pid (the inner run keeps
+them: ``RAYSCALE_KEEP_LEAKS=1``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import re
 import shutil
 from pathlib import Path
 
-import psutil
 import pytest
 
 from rayscale.local import processes
@@ -100,9 +100,10 @@ def test_leaking_tests_fail_and_leaks_are_real(
         for info in infos.values():
             pid = info["pid"]
             assert isinstance(pid, int)
+            # Reported means found alive (only live processes are reported). A node whose
+            # head is gone winds its own group down within about 30 s, so it may be gone now.
             members = [p for p, g in reported if pid in (p, g)]
             assert members, f"leaked node (group {pid}) not reported:\n{output}"
-            assert any(psutil.pid_exists(p) for p in members), f"group {pid} is gone"
     finally:
         _clean_up_by_pid(infos)
 
