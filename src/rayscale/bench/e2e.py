@@ -38,8 +38,8 @@ from typing import Any
 import psutil
 import yaml
 
-from rayscale.bench.boots import process_kind
-from rayscale.local import processes, registry
+from rayscale.bench.boots import rss_by_kind
+from rayscale.local import registry
 from rayscale.local.raynodes import client_auth
 from rayscale.protocol import INSTANCE_ID_ENV
 from rayscale.spec import sample_path
@@ -303,21 +303,10 @@ def _worker_rss(name: str) -> dict[str, float]:
     for proc in psutil.process_iter():
         try:
             if proc.pid == os.getpgid(proc.pid) and proc.environ().get(INSTANCE_ID_ENV) == name:
-                return _group_rss(proc.pid)
+                return rss_by_kind(proc.pid)
         except (psutil.Error, ProcessLookupError):
             continue
     return {}
-
-
-def _group_rss(pgid: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for proc in processes.group_members(pgid):
-        try:
-            kind = process_kind(" ".join(proc.cmdline()))
-            out[kind] = out.get(kind, 0.0) + proc.memory_info().rss / 2**20
-        except psutil.Error:
-            continue
-    return out
 
 
 def _median(values: Sequence[float]) -> float | None:
