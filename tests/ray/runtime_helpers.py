@@ -39,7 +39,7 @@ import psutil
 import pytest
 import yaml
 
-from rayscale.local import processes
+from rayscale.local import processes, registry
 from rayscale.local.processes import ProcessInfo
 from rayscale.spec import sample_path
 from rayscale.waiting import StopWaiting, wait_until
@@ -278,15 +278,7 @@ class RuntimeCluster:
     def records(self, file: str) -> list[dict[str, Any]]:
         """The supervisor's own JSONL records: ``ticks.jsonl`` (group counts whenever they
         change) or ``events.jsonl`` (every decision with its reason code)."""
-        out = []
-        try:
-            lines = (self.cluster_dir / file).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        return registry.read_jsonl(self.cluster_dir / file)
 
     def log_tail(self, max_bytes: int = 4000) -> str:
         parts = []

@@ -96,15 +96,11 @@ class Events:
         return self.path.exists()
 
     def since(self, t: float, kind: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for line in self.path.read_text().splitlines() if self.available else []:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line being written
-            if float(event.get("at", 0)) >= t and kind in (None, event.get("type")):
-                out.append(event)
-        return out
+        return [
+            event
+            for event in registry.read_jsonl(self.path)
+            if float(event.get("at", 0)) >= t and kind in (None, event.get("type"))
+        ]
 
     def first(self, t: float, kind: str, node: str | None = None) -> float | None:
         for event in self.since(t, kind):
@@ -179,7 +175,7 @@ class _Bench:
         if record is None:
             raise RuntimeError("rayscale up returned but wrote no cluster record")
         self.record = record
-        self.events = Events(registry.cluster_dir(NAME) / "events.jsonl")
+        self.events = Events(registry.cluster_dir(NAME) / registry.EVENTS_FILE)
         self.supervisor = psutil.Process(record.pid)
         self.client_env = record.client_environ()
         for name, code in (("actor.py", _ACTOR), ("burst.py", _BURST)):

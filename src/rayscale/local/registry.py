@@ -24,6 +24,11 @@ from rayscale.local import processes
 from rayscale.local.raynodes import MARKER_ENV as RUN_DIR_ENV
 from rayscale.local.raynodes import auth_env, without_auth
 
+EVENTS_FILE = "events.jsonl"
+"""Every scaling decision of a cluster with its reason code, one JSON object per line."""
+TICKS_FILE = "ticks.jsonl"
+"""Each group's desired/running/pending counts, a line whenever they change."""
+
 MARKER_ENV = "RAYSCALE_CLUSTER"
 """Set to :func:`process_marker` in the environment of a cluster's supervisor and nodes."""
 
@@ -178,10 +183,11 @@ def append_jsonl(name: str, file: str, records: list[dict[str, Any]]) -> None:
         out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-def read_jsonl(name: str, file: str) -> list[dict[str, Any]]:
-    """The records of ``<cluster dir>/<file>``; a torn last line is skipped."""
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file such as ``<cluster dir>/events.jsonl`` ([] if it does not
+    exist); a line being written (torn) is skipped."""
     try:
-        lines = (cluster_dir(name) / file).read_text().splitlines()
+        lines = path.read_text().splitlines()
     except FileNotFoundError:
         return []
     out = []

@@ -31,10 +31,6 @@ from rayscale.planner import GroupConfig
 from rayscale.ray.gcs import GcsView
 from rayscale.spec import LoadedSpec, load_file, to_group_configs
 
-EVENTS_FILE = "events.jsonl"
-"""Every scaling decision with its reason code, one JSON object per line."""
-TICKS_FILE = "ticks.jsonl"
-"""Each group's desired/running/pending counts, a line whenever they change."""
 RAY_STATUS_REFRESH_S = 10.0
 
 log = logging.getLogger("rayscale.supervisor")
@@ -91,7 +87,7 @@ class Supervisor:
 
     def start(self) -> registry.ClusterRecord:
         note = prepare(self.name)
-        for file in (EVENTS_FILE, TICKS_FILE):
+        for file in (registry.EVENTS_FILE, registry.TICKS_FILE):
             (registry.cluster_dir(self.name) / file).unlink(missing_ok=True)
         _log_to(registry.cluster_dir(self.name) / "supervisor.log")
         if note:
@@ -131,13 +127,14 @@ class Supervisor:
         self.last = status
         registry.write_status(self.name, status.model_dump(mode="json"))
         events = [e.to_json(report.at) for e in report.events if e.type != "waiting"]
-        registry.append_jsonl(self.name, EVENTS_FILE, events)
+        registry.append_jsonl(self.name, registry.EVENTS_FILE, events)
         counts = {
             g.name: {"desired": g.desired, "running": g.running, "pending": g.pending}
             for g in status.groups
         }
         if counts != self._last_counts:
-            registry.append_jsonl(self.name, TICKS_FILE, [{"at": report.at, "groups": counts}])
+            tick = {"at": report.at, "groups": counts}
+            registry.append_jsonl(self.name, registry.TICKS_FILE, [tick])
             self._last_counts = counts
         self._publish(status)
         for listener in self.listeners:

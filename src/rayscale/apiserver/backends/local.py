@@ -371,7 +371,7 @@ class LocalBackend:
 
     def _events(self, row: ClusterRow) -> list[ClusterEvent]:
         return read_events(
-            registry.cluster_dir(row.local_name) / "events.jsonl",
+            registry.cluster_dir(row.local_name) / registry.EVENTS_FILE,
             row.local_name,
             since=row.created_at,
         )
