@@ -1,4 +1,4 @@
-"""The harness itself: LocalKube starts and stops through rayscale.local.processes and leaves
+"""The harness itself: LocalKube starts and stops through rayscale.processes and leaves
 nothing behind, fails clearly when a component dies or never gets ready, and its processes
 die with a killed parent (spawn's die_with_parent)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rayscale
-from rayscale.local import processes
+from rayscale import processes
 from rayscale.testing.kube import KubeBinaries, KubeStartError, LocalKube
 from rayscale.waiting import wait_until
 
@@ -64,7 +64,7 @@ def test_a_component_that_is_not_ready_fails_the_start_clearly(
 _PARENT = """
 import sys, time
 from pathlib import Path
-from rayscale.local import processes
+from rayscale import processes
 child = processes.spawn(
     ["sleep", "600"], log_path=Path(sys.argv[1]), die_with_parent=sys.argv[2] == "yes"
 )

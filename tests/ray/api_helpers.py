@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from rayscale import processes
 from rayscale.apiserver import walkthrough
-from rayscale.local import control, processes, registry
+from rayscale.local import control, registry
 
 LEAK_MESSAGE = "RAY PROCESS LEAK"
 NS = "/apis/v1/namespaces/default"

@@ -25,9 +25,10 @@ from typing import Any
 import psutil
 import pytest
 
-from rayscale.local import processes, raynodes
-from rayscale.local.processes import ProcessInfo
+from rayscale import processes
+from rayscale.local import raynodes
 from rayscale.local.raynodes import LocalRayCluster, NodeResources
+from rayscale.processes import ProcessInfo
 
 LEAK_MESSAGE = "RAY PROCESS LEAK"
 KEEP_LEAKS_ENV = "RAYSCALE_KEEP_LEAKS"

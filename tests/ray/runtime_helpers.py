@@ -39,8 +39,9 @@ import psutil
 import pytest
 import yaml
 
-from rayscale.local import processes, registry
-from rayscale.local.processes import ProcessInfo
+from rayscale import processes
+from rayscale.local import registry
+from rayscale.processes import ProcessInfo
 from rayscale.spec import sample_path
 from rayscale.waiting import StopWaiting, wait_until
 

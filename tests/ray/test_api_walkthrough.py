@@ -15,8 +15,9 @@ import time
 
 import pytest
 
+from rayscale import processes
 from rayscale.apiserver import walkthrough
-from rayscale.local import processes, registry
+from rayscale.local import registry
 from tests.ray.api_helpers import NS, ApiServer, api_server_fixture, group  # noqa: F401
 
 pytestmark = pytest.mark.ray

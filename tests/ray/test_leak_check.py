@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from rayscale.local import processes
+from rayscale import processes
 
 pytestmark = pytest.mark.ray
 pytest_plugins = ["pytester"]
@@ -34,7 +34,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from rayscale.local import processes, raynodes
+from rayscale import processes
+from rayscale.local import raynodes
 from rayscale.local.raynodes import NodeResources
 
 INFO = Path(os.environ["LEAK_INFO_DIR"])

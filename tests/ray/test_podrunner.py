@@ -75,9 +75,10 @@ def test_failed_boot_reports_first_error_line_and_backs_off(ray_cluster: Cluster
         assert kubelet.failed_boots == 1
         reason = kubelet.failures[-1]
         assert reason.code is ReasonCode.BOOT_FAILED
-        assert "no-such-flag" in reason.params["line"] or "no such option" in reason.params[
-            "line"
-        ].lower(), reason.params
+        assert (
+            "no-such-flag" in reason.params["line"]
+            or "no such option" in reason.params["line"].lower()
+        ), reason.params
         assert reason.params["retry_in_s"] == 1.0
         # A replacement in the same group waits for the backoff before it starts.
         kubelet.delete("w-bad")

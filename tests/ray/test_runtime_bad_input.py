@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rayscale.local import processes
+from rayscale import processes
 from tests.ray.runtime_helpers import (
     Cli,
     RuntimeFactory,

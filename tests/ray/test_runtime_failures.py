@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rayscale.local import processes
+from rayscale import processes
 from tests.ray.runtime_helpers import (
     RuntimeFactory,
     counts,

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from rayscale.local import processes, raynodes
+from rayscale import processes
+from rayscale.local import raynodes
 from rayscale.local.raynodes import LocalRayCluster, NodeResources
 
 pytestmark = pytest.mark.ray

@@ -39,13 +39,17 @@ def _quiet() -> None:
 
 
 def _head(cpu: float = 0.0) -> NodeView:
-    total = {"CPU": cpu, "memory": float(2 * scenarios.GiB)} if cpu else {
-        "memory": float(2 * scenarios.GiB)}
+    total = (
+        {"CPU": cpu, "memory": float(2 * scenarios.GiB)}
+        if cpu
+        else {"memory": float(2 * scenarios.GiB)}
+    )
     return NodeView("h", HEAD_GROUP, "running", total, dict(total))
 
 
-def _inp(demand: Demand, groups: tuple[GroupConfig, ...] | None = None,
-         nodes: tuple[NodeView, ...] = ()) -> PlannerInput:
+def _inp(
+    demand: Demand, groups: tuple[GroupConfig, ...] | None = None, nodes: tuple[NodeView, ...] = ()
+) -> PlannerInput:
     groups = groups or (GroupConfig("cpu1", {"CPU": 1.0}, max_replicas=10),)
     return PlannerInput(groups=groups, nodes=(_head(), *nodes), demand=demand)
 
@@ -67,8 +71,12 @@ class TestScenarios:
 
     @pytest.mark.parametrize(
         ("name", "bundles", "nodes", "types"),
-        [("S1", 1000, 1, 3), ("S2", 10_000, 151, 3), ("S3", 10_000, 1000, 20),
-         ("S4", 10_000, 1000, 20)],
+        [
+            ("S1", 1000, 1, 3),
+            ("S2", 10_000, 151, 3),
+            ("S3", 10_000, 1000, 20),
+            ("S4", 10_000, 1000, 20),
+        ],
     )
     def test_sizes(self, name: str, bundles: int, nodes: int, types: int) -> None:
         sc = scenarios.SCENARIOS[name](scenarios.DEFAULT_SEED)
@@ -128,8 +136,11 @@ def _rayscale(inp: PlannerInput) -> AnchorRun:
 RUNS = [
     pytest.param(_v1, id="ray_v1"),
     pytest.param(_v2, id="ray_v2"),
-    pytest.param(_rayscale, id="rayscale",
-                 marks=pytest.mark.skipif(not HAS_PLANNER, reason="planner not written yet")),
+    pytest.param(
+        _rayscale,
+        id="rayscale",
+        marks=pytest.mark.skipif(not HAS_PLANNER, reason="planner not written yet"),
+    ),
 ]
 
 
@@ -152,8 +163,10 @@ class TestAdapters:
         assert run(_inp(Demand(placement_groups=(pg,)), groups)).launch == {"cpu4": 3}
 
     def test_strict_pack_on_one_node(self, run: Run) -> None:
-        groups = (GroupConfig("cpu2", {"CPU": 2.0}, max_replicas=10),
-                  GroupConfig("cpu8", {"CPU": 8.0}, max_replicas=10))
+        groups = (
+            GroupConfig("cpu2", {"CPU": 2.0}, max_replicas=10),
+            GroupConfig("cpu8", {"CPU": 8.0}, max_replicas=10),
+        )
         pg = PlacementGroupDemand(Strategy.STRICT_PACK, ({"CPU": 2.0},) * 3, "pg")
         assert run(_inp(Demand(placement_groups=(pg,)), groups)).launch == {"cpu8": 1}
 
@@ -172,8 +185,10 @@ class TestAdapters:
 
 
 def test_v2_cap_reported_not_hidden() -> None:
-    inp = _inp(Demand(bundles=(BundleDemand({"CPU": 1.0}, 25),)),
-               (GroupConfig("cpu1", {"CPU": 1.0}, max_replicas=100),))
+    inp = _inp(
+        Demand(bundles=(BundleDemand({"CPU": 1.0}, 25),)),
+        (GroupConfig("cpu1", {"CPU": 1.0}, max_replicas=100),),
+    )
     out = V2Anchor(inp).run()
     assert out.launch == {"cpu1": 25}
     assert out.extra["first_wave"] == {"cpu1": 10}
@@ -226,15 +241,20 @@ class TestChecker:
 
     def test_strict_pack_respected(self) -> None:
         pg = PlacementGroupDemand(Strategy.STRICT_PACK, ({"CPU": 2.0},) * 2, "pg")
-        groups = (GroupConfig("cpu2", {"CPU": 2.0}, max_replicas=10),
-                  GroupConfig("cpu4", {"CPU": 4.0}, max_replicas=10))
+        groups = (
+            GroupConfig("cpu2", {"CPU": 2.0}, max_replicas=10),
+            GroupConfig("cpu4", {"CPU": 4.0}, max_replicas=10),
+        )
         inp = _inp(Demand(placement_groups=(pg,)), groups)
         assert not check(inp, {"cpu2": 2}).satisfied
         assert check(inp, {"cpu4": 1}).satisfied
 
     def test_infeasible_excluded_not_failed(self) -> None:
-        inp = _inp(Demand(bundles=(BundleDemand({"CPU": 1.0}, 1),
-                                   BundleDemand({"CPU": 1.0, "TPU": 4.0}, 2))))
+        inp = _inp(
+            Demand(
+                bundles=(BundleDemand({"CPU": 1.0}, 1), BundleDemand({"CPU": 1.0, "TPU": 4.0}, 2))
+            )
+        )
         r = check(inp, {"cpu1": 1})
         assert r.satisfied and r.excluded == ("bundles[1] x2",)
 
@@ -255,34 +275,42 @@ class TestCertificate:
     GROUPS = (GroupConfig("cpu2", {"CPU": 2.0}, max_replicas=10),)
 
     def _inp(self) -> PlannerInput:
-        return _inp(Demand(bundles=(BundleDemand({"CPU": 1.0}, 2),),
-                           placement_groups=(self.SPREAD,)), self.GROUPS)
+        return _inp(
+            Demand(bundles=(BundleDemand({"CPU": 1.0}, 2),), placement_groups=(self.SPREAD,)),
+            self.GROUPS,
+        )
 
     def test_valid(self) -> None:
-        cert = [Placement(DemandKind.TASK, 0, "new:cpu2:0", 1),
-                Placement(DemandKind.TASK, 0, "new:cpu2:1", 1),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 1)]
+        cert = [
+            Placement(DemandKind.TASK, 0, "new:cpu2:0", 1),
+            Placement(DemandKind.TASK, 0, "new:cpu2:1", 1),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 1),
+        ]
         assert verify_certificate(self._inp(), {"cpu2": 2}, cert) == []
 
     def test_over_capacity(self) -> None:
-        cert = [Placement(DemandKind.TASK, 0, "new:cpu2:0", 2),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 1)]
-        assert any("over its free" in p for p in verify_certificate(self._inp(), {"cpu2": 2},
-                                                                     cert))
+        cert = [
+            Placement(DemandKind.TASK, 0, "new:cpu2:0", 2),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 1),
+        ]
+        assert any("over its free" in p for p in verify_certificate(self._inp(), {"cpu2": 2}, cert))
 
     def test_strict_spread_shared(self) -> None:
-        cert = [Placement(DemandKind.TASK, 0, "new:cpu2:1", 2),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 1)]
-        assert any("STRICT_SPREAD" in p
-                   for p in verify_certificate(self._inp(), {"cpu2": 2}, cert))
+        cert = [
+            Placement(DemandKind.TASK, 0, "new:cpu2:1", 2),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 0),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:0", 1, 1),
+        ]
+        assert any("STRICT_SPREAD" in p for p in verify_certificate(self._inp(), {"cpu2": 2}, cert))
 
     def test_missing_and_unlaunched(self) -> None:
-        cert = [Placement(DemandKind.TASK, 0, "new:cpu2:0", 1),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 0),
-                Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:2", 1, 1)]
+        cert = [
+            Placement(DemandKind.TASK, 0, "new:cpu2:0", 1),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:1", 1, 0),
+            Placement(DemandKind.PLACEMENT_GROUP, 0, "new:cpu2:2", 1, 1),
+        ]
         problems = verify_certificate(self._inp(), {"cpu2": 2}, cert)
         assert "bundles[0] placed 1 of 2" in problems
         assert any("3 new cpu2 nodes" in p for p in problems)
@@ -349,12 +377,31 @@ def test_main_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
     rc = planner_bench.main(True, scenarios=["S5"])
     lines = capsys.readouterr().out.strip().splitlines()
     row = json.loads(lines[-1])
-    for key in ("scenario", "bundles", "shapes", "nodes", "node_types", "rayscale_ms",
-                "ray_v1_ms", "ray_v2_ms", "rayscale_launch", "ray_v1_launch", "ray_v2_launch",
-                "rayscale_satisfied", "ray_v1_satisfied", "ray_v2_satisfied", "rayscale_cpus",
-                "ray_v1_gpus", "speedup_vs_best_ray", "rayscale_launched_nodes",
-                "ray_v1_launched_nodes", "ray_v2_launched_nodes", "rayscale_memory_gib",
-                "ray_v2_memory_gib", "rayscale_plan_check"):
+    for key in (
+        "scenario",
+        "bundles",
+        "shapes",
+        "nodes",
+        "node_types",
+        "rayscale_ms",
+        "ray_v1_ms",
+        "ray_v2_ms",
+        "rayscale_launch",
+        "ray_v1_launch",
+        "ray_v2_launch",
+        "rayscale_satisfied",
+        "ray_v1_satisfied",
+        "ray_v2_satisfied",
+        "rayscale_cpus",
+        "ray_v1_gpus",
+        "speedup_vs_best_ray",
+        "rayscale_launched_nodes",
+        "ray_v1_launched_nodes",
+        "ray_v2_launched_nodes",
+        "rayscale_memory_gib",
+        "ray_v2_memory_gib",
+        "rayscale_plan_check",
+    ):
         assert key in row
     assert row["ray_v2_satisfied"] is True
     assert rc == (0 if HAS_PLANNER and row["rayscale_satisfied"] else 1)

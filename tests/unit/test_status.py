@@ -84,4 +84,3 @@ def test_rays_own_formatter_renders_our_document() -> None:
     assert "(STRICT_SPREAD): 1+ pending placement groups" in text
     assert "{'CPU': 1.0}: 1 from request_resources()" in text
     assert "small-group: x exited" in text
-

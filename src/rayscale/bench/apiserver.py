@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rayscale import processes
 from rayscale.apiserver import walkthrough
 from rayscale.apiserver.backends.local import LocalBackend, apply_file
-from rayscale.local import processes
 
 NS = "/apis/v1/namespaces/default"
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import psutil
 
-from rayscale.local import processes, raynodes
+from rayscale import processes
+from rayscale.local import raynodes
 from rayscale.local.raynodes import LocalRayCluster, NodeResources, RayNode
 
 # Substring of a command line -> the kind reported in the per-process RSS table.

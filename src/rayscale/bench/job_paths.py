@@ -22,7 +22,8 @@ import sys
 import time
 from typing import Any
 
-from rayscale.local import processes, raynodes
+from rayscale import processes
+from rayscale.local import raynodes
 from rayscale.local.raynodes import NodeResources
 
 ENTRYPOINT = (

@@ -27,9 +27,9 @@ import psutil
 from lightkube import Client, KubeConfig
 from lightkube.codecs import from_dict
 
+from rayscale import processes
 from rayscale.kube.crds import install_crds
 from rayscale.kube.resources import RayCluster
-from rayscale.local import processes
 from rayscale.local.raynodes import NodeResources, start_head
 from rayscale.testing.kube import KubeBinaries, LocalKube
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster

@@ -9,11 +9,11 @@ Each cluster gets
 - port 0 for everything Ray can bind on its own (node manager, object manager, worker ports,
   agents, metrics, GCS, dashboard): the OS assigns each port at bind time, so nodes booting
   together cannot collide. Only the head's Ray client server port must be fixed; it comes
-  from :func:`rayscale.local.processes.reserve_ports` (a machine-wide lock) and a head that
+  from :func:`rayscale.processes.reserve_ports` (a machine-wide lock) and a head that
   loses the port anyway is started again with another;
 - every node started by :mod:`rayscale.local.raystart` (``ray start``, then a small keeper
   instead of ``ray start --block``) with a tag (``h``, ``w1``, ``w2``...) in all its socket and
-  log file names, in its own process group (see :mod:`rayscale.local.processes`), with
+  log file names, in its own process group (see :mod:`rayscale.processes`), with
   ``RAYSCALE_RUN_DIR=<dir>`` in its environment so that leftovers are found even if a Ray
   process leaves the group. :meth:`LocalRayCluster.boot_failure_line` reads those logs.
 
@@ -53,8 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rayscale.local import processes, raylogs
-from rayscale.local.processes import ManagedProcess, ProcessInfo, StopResult
+from rayscale import processes
+from rayscale.local import raylogs
 from rayscale.local.rayauth import (
     TOKEN_FILE,
     _ray_module,
@@ -64,6 +64,7 @@ from rayscale.local.rayauth import (
     write_token,
 )
 from rayscale.planner.model import HEAD_GROUP
+from rayscale.processes import ManagedProcess, ProcessInfo, StopResult
 from rayscale.protocol import (
     AUTH_MODE_ENV,
     AUTH_TOKEN_ENV,
@@ -190,7 +191,7 @@ class NodePorts:
     Ray publishes it in ``ray_current_cluster``) and the dashboard. The Ray client server
     rejects 0 (``ray_client_server_port must be between 1024 and 65535``), and the two
     metrics ports set by environment variable are fixed too: those come from
-    :func:`rayscale.local.processes.reserve_ports`. Head-only ports are None on workers.
+    :func:`rayscale.processes.reserve_ports`. Head-only ports are None on workers.
     """
 
     node_manager: int = 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from rayscale.local import processes
+from rayscale import processes
 from rayscale.local.raynodes import MARKER_ENV as RUN_DIR_ENV
 from rayscale.local.raynodes import auth_env, without_auth
 

@@ -3,7 +3,7 @@ that the tests rely on (ownerReference garbage collection, namespace finalisatio
 ``default`` ServiceAccount and its token, the root CA ConfigMap).
 
 Started against a running :class:`rayscale.testing.kube.LocalKube` through its admin
-kubeconfig, as a process group of its own (:mod:`rayscale.local.processes`), stopped by that
+kubeconfig, as a process group of its own (:mod:`rayscale.processes`), stopped by that
 group only. Ready when the ServiceAccount controller has created ``default/default``: a real
 effect, not a port probe. The binary comes from ``RAYSCALE_KUBE_CONTROLLER_MANAGER``
 (``scripts/build-kube-component.sh kube-controller-manager`` builds it).
@@ -19,8 +19,8 @@ from types import TracebackType
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import ServiceAccount
 
-from rayscale.local import processes
-from rayscale.local.processes import ManagedProcess
+from rayscale import processes
+from rayscale.processes import ManagedProcess
 from rayscale.waiting import StopWaiting, wait_until
 
 CONTROLLER_MANAGER_ENV = "RAYSCALE_KUBE_CONTROLLER_MANAGER"

@@ -7,7 +7,7 @@
 - A job with ``clusterSelector`` runs its entrypoint as a driver process with the cluster's
   address and token (``ClusterRecord.client_environ``), wrapped by
   :mod:`rayscale.apiserver.jobrunner` so its exit code is on disk, in its own process group
-  (:func:`rayscale.local.processes.spawn`) with a log file. Deleting a running job stops that
+  (:func:`rayscale.processes.spawn`) with a log file. Deleting a running job stops that
   group. Why a driver rather than Ray's job submission: see README ("Jobs on the local
   backend"): the jobs REST API needs the dashboard (~930 MB more per head).
 - ``records_only=True`` stores clusters without starting anything (for ``bench apiserver``
@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 import yaml
 
+from rayscale import processes
 from rayscale.apiserver import errors, mapping
 from rayscale.apiserver.errors import invalid_field, not_found
 from rayscale.apiserver.models import (
@@ -46,7 +47,7 @@ from rayscale.apiserver.models import (
     JobStatus,
 )
 from rayscale.apiserver.store import ClusterRow, DuplicateError, JobRow, Store
-from rayscale.local import control, processes, registry
+from rayscale.local import control, registry
 
 log = logging.getLogger("rayscale.apiserver")
 

@@ -15,7 +15,7 @@ Modules, one concern each:
 - :mod:`.kubeconfig`: the admin kubeconfig with embedded certificates;
 - :mod:`.probes`: one-shot readiness probes (HTTP(S) GET);
 - :mod:`.control_plane`: :class:`LocalKube`, which starts and stops the two processes
-  through :mod:`rayscale.local.processes`;
+  through :mod:`rayscale.processes`;
 - :mod:`.session`: :class:`KubeSession`, what the ``kube`` fixture yields (with clients).
 """
 

@@ -1,6 +1,6 @@
 """Start and stop the throwaway control plane: etcd, then kube-apiserver, on loopback ports.
 
-Each component is a :mod:`rayscale.local.processes` process (its own process group, stopped by
+Each component is a :mod:`rayscale.processes` process (its own process group, stopped by
 that group only, SIGTERM then SIGKILL; nothing is ever matched by name) spawned with
 ``die_with_parent=True``, so a killed test run does not leave it behind. A start that loses a
 port race (another process bound the free port first) is retried on new ports.
@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from rayscale.local import processes
-from rayscale.local.processes import ManagedProcess
+from rayscale import processes
+from rayscale.processes import ManagedProcess
 from rayscale.testing.kube.binaries import KubeBinaries
 from rayscale.testing.kube.kubeconfig import write_kubeconfig
 from rayscale.testing.kube.pki import LOOPBACK, Pki, write_pki
