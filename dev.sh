@@ -3,6 +3,8 @@
 #   ./dev.sh demo   set up, then run KubeRay's detached-actor autoscaling walkthrough as a demo, locally
 #   ./dev.sh test   set up everything (virtualenv, apt packages, kube-apiserver build), then run
 #                   lint, types and every test tier
+#   ./dev.sh dev-cluster up|down|env
+#                   the same set-up, then a one-machine Kubernetes with the operator
 # Extra arguments after `test` go to pytest, e.g. `./dev.sh test -m unit`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -53,8 +55,13 @@ case $cmd in
         log "pytest (all tiers)"
         exec "$VENV/bin/pytest" "$@"
         ;;
+    dev-cluster)
+        setup_venv
+        setup_k8s
+        exec "$VENV/bin/rayscale" dev-cluster "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+        echo "usage: ./dev.sh demo | ./dev.sh test [pytest args] | ./dev.sh dev-cluster up|down|env" >&2
         exit 2
         ;;
 esac

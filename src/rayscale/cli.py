@@ -25,6 +25,12 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
+dev_app = typer.Typer(
+    no_args_is_help=True,
+    help="A one-machine Kubernetes (kube-apiserver, etcd, kube-controller-manager, the "
+    "operator and a process kubelet) to try the operator without a cluster.",
+)
+app.add_typer(dev_app, name="dev-cluster")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -526,6 +532,60 @@ def bench_planner(
     from rayscale.bench.planner_bench import main as run
 
     raise typer.Exit(run(json_output, full=full, scenarios=scenario, table_from=table_from))
+
+
+DevName = Annotated[str, typer.Option("--name", help="Which dev cluster (several may run)")]
+
+
+@dev_app.command("up")
+def dev_up_cmd(
+    name: DevName = "dev",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until it is ready")] = 300.0,
+) -> None:
+    """Start the stack in the background; return when kubectl can use it."""
+    from rayscale.devcluster import control
+
+    try:
+        state = control.up(name, timeout)
+    except control.AlreadyRunningError as exc:
+        fail(str(exc))
+    except control.DevClusterError as exc:
+        fail(str(exc), code=1)
+    err.print(f"dev cluster {name!r} ready in {state.ready_seconds:.1f} s ({state.server}).")
+    err.print("Use it from this shell with:")
+    suffix = f" --name {name}" if name != "dev" else ""
+    err.print(f'  eval "$(rayscale dev-cluster env{suffix})"')
+    err.print("then `kubectl apply -f ...`, `kubectl get pods`, `kubectl get raycluster`.")
+
+
+@dev_app.command("env")
+def dev_env_cmd(name: DevName = "dev") -> None:
+    """Print `export KUBECONFIG=... PATH=...` for the walkthrough's kubectl commands."""
+    from rayscale.devcluster import control
+    from rayscale.devcluster.state import CorruptStateError
+
+    try:
+        state = control.running(name)
+    except (control.DevClusterError, CorruptStateError) as exc:
+        fail(str(exc))
+    sys.stdout.write("\n".join(control.env_lines(state)) + "\n")
+
+
+@dev_app.command("down")
+def dev_down_cmd(
+    name: DevName = "dev",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop")] = 120.0,
+) -> None:
+    """Stop every part of the stack and every pod's processes; leave nothing behind."""
+    from rayscale.devcluster import control
+
+    try:
+        control.down(name, timeout)
+    except control.NotRunningError as exc:
+        fail(str(exc))
+    except control.DevClusterError as exc:
+        fail(str(exc), code=1)
+    err.print(f"dev cluster {name!r} stopped; no process left")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -113,9 +113,15 @@ def read_status(name: str) -> dict[str, Any] | None:
         return None
 
 
-def supervisor_alive(record: ClusterRecord) -> bool:
-    """True if the supervisor runs. A killed one that its (re)parent has not reaped yet is a
-    zombie, which psutil's ``is_running()`` still reports as running: it counts as dead."""
+class _Owner(Protocol):
+    pid: int
+    pid_started: float
+
+
+def supervisor_alive(record: _Owner) -> bool:
+    """True if the supervisor (the process ``record`` names by pid and start time) runs. A
+    killed one that its (re)parent has not reaped yet is a zombie, which psutil's
+    ``is_running()`` still reports as running: it counts as dead."""
     try:
         proc = psutil.Process(record.pid)
         return bool(
