@@ -253,22 +253,40 @@ def down_cmd(
 def exec_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Cluster name")],
+    kubernetes: Annotated[
+        bool,
+        typer.Option(
+            "--kubernetes",
+            help="The RayCluster NAME on Kubernetes (a `rayscale dev-cluster`), via $KUBECONFIG",
+        ),
+    ] = False,
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="With --kubernetes: its namespace")
+    ] = "default",
+    container: Annotated[
+        str | None,
+        typer.Option("--container", "-c", help="With --kubernetes: the head's container"),
+    ] = None,
 ) -> None:
     """Run a command against the cluster (address and token set), like kubectl exec on the head.
 
     Paths under the head's ConfigMap mounts (e.g. /home/ray/samples/...) map to local copies.
+    With --kubernetes, CMD runs with the head container's environment and mounts, as
+    `kubectl exec` would (the dev cluster's process kubelet has no streaming exec).
     """
     import subprocess
 
     from rayscale.local.kubelet import rewrite_paths
 
-    name = _pick(name)
-    record = _record(name)
     argv = list(ctx.args)
     if argv[:1] == ["--"]:  # click keeps the separator in some positions; later ones are CMD's
         argv = argv[1:]
     if not argv:
         fail("no command given: rayscale exec NAME -- CMD [ARGS...]")
+    if kubernetes:
+        raise typer.Exit(_exec_kubernetes(name, namespace, container, argv))
+    name = _pick(name)
+    record = _record(name)
     if record.status != "ready":
         fail(f"cluster {name} is {record.status}, not ready")
     mounts = {k: Path(v) for k, v in record.mounts.items()}
@@ -281,6 +299,38 @@ def exec_cmd(
     except FileNotFoundError:
         fail(f"command not found: {argv[0]}")
     raise typer.Exit(code)
+
+
+def _exec_kubernetes(name: str, namespace: str, container: str | None, argv: list[str]) -> int:
+    import subprocess
+
+    from lightkube import ApiError, Client, ConfigError, KubeConfig
+
+    from rayscale.devcluster.execrecord import ExecRecordError
+    from rayscale.devcluster.execute import ExecError, exec_environ, head_record, local_command
+    from rayscale.kube.operator import default_kubeconfig
+
+    kubeconfig = default_kubeconfig()
+    try:
+        client = Client(config=KubeConfig.from_file(kubeconfig) if kubeconfig else None)
+    except ConfigError as exc:
+        fail(f'no Kubernetes to reach ({exc}); `eval "$(rayscale dev-cluster env)"` first')
+    try:
+        pod, record = head_record(client, namespace, name, container)
+    except (ExecError, ExecRecordError) as exc:
+        fail(str(exc))
+    except ApiError as exc:
+        fail(f"the API server refused: {exc.status.message}")
+    except OSError as exc:
+        fail(f"cannot reach the API server ({exc}); is the dev cluster up?")
+    finally:
+        client.close()
+    del pod
+    command = local_command(record.argv(argv))
+    try:
+        return subprocess.call(command, env=exec_environ(record), cwd=record.cwd or None)
+    except FileNotFoundError:
+        fail(f"command not found: {argv[0]}")
 
 
 @app.command("demo")
