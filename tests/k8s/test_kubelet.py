@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,6 +22,7 @@ from lightkube.resources.core_v1 import ConfigMap, Node, Pod, Secret
 
 from rayscale.devcluster import execrecord
 from rayscale.devcluster.kubelet import Kubelet
+from rayscale.processes import find_leftovers
 from rayscale.testing.kube import KubeSession
 from rayscale.waiting import wait_until
 from tests.k8s.kubelet_fixtures import controller_manager, kubectl, kubelet, pid_of
@@ -200,6 +205,8 @@ def test_restart_policy_never_with_a_failing_command_fails_the_pod(
     terminated = pod.status.containerStatuses[0].state.terminated
     assert terminated is not None and terminated.exitCode == 3 and terminated.reason == "Error"
     assert kubectl(kube, "logs", "fails", "-n", ns).strip() == "about to fail"
+    # follow ends once the container is not running
+    assert kubectl(kube, "logs", "-f", "fails", "-n", ns).strip() == "about to fail"
     kube.client.delete(Pod, "fails", namespace=ns)
     wait_until(lambda: _gone(kube, "fails", ns), WAIT, "the failed pod deleted")
 
@@ -249,3 +256,60 @@ def test_a_missing_service_account_is_reported_not_fatal(
     )
     kube.client.delete(Pod, "no-account", namespace=ns)
     wait_until(lambda: _gone(kube, "no-account", ns), WAIT, "the pod deleted")
+
+
+def test_a_pod_deleted_outright_has_its_processes_stopped(
+    kube: KubeSession, ns: str, kubelet: Kubelet
+) -> None:
+    doc = _pod("forced", ["python3", "-c", "import time; time.sleep(600)"])
+    kube.client.create(from_dict(doc), namespace=ns)
+
+    def pid() -> int | None:
+        pod = _get(kube, "forced", ns)
+        statuses = (pod.status.containerStatuses or []) if pod.status else []
+        running = statuses and statuses[0].state.running is not None
+        return pid_of(statuses[0].containerID) if running else None
+
+    found = wait_until(pid, WAIT, "the container running")
+    kube.client.delete(Pod, "forced", namespace=ns, grace_period=0)  # gone at once
+    assert _gone(kube, "forced", ns)
+    wait_until(lambda: not psutil.pid_exists(found), WAIT, f"pid {found} gone")
+
+
+def test_the_kubelet_as_a_process_reports_ready_and_stops_its_containers_on_sigterm(
+    kube: KubeSession, ns: str, tmp_path: Path
+) -> None:
+    pki = kube.cluster.pki
+    node = f"proc-{ns}"
+    argv = [
+        sys.executable, "-m", "rayscale.devcluster.kubelet", f"--kubeconfig={kube.kubeconfig}",
+        f"--node-name={node}", f"--state-dir={tmp_path / 'state'}", "--log-port=0",
+        f"--tls-cert-file={pki.kubelet_cert}", f"--tls-private-key-file={pki.kubelet_key}",
+        f"--client-ca-file={pki.ca_cert}",
+    ]  # fmt: skip
+    out = tmp_path / "kubelet.out"
+    with open(out, "wb") as stdout:
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL)
+    try:
+        line = wait_until(lambda: out.read_text().strip(), WAIT, "the ready line")
+        ready = json.loads(line.splitlines()[0])
+        assert ready["ready"] is True and ready["node"] == node and ready["log_port"] > 0
+        doc = _pod("on-proc", ["python3", "-c", "import time; time.sleep(600)"], nodeName=node)
+        kube.client.create(from_dict(doc), namespace=ns)
+
+        def pid() -> int | None:
+            pod = _get(kube, "on-proc", ns)
+            statuses = (pod.status.containerStatuses or []) if pod.status else []
+            running = statuses and statuses[0].state.running is not None
+            return pid_of(statuses[0].containerID) if running else None
+
+        found = wait_until(pid, WAIT, "the container running under the kubelet process")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert not psutil.pid_exists(found)
+        assert not find_leftovers(markers=[str(tmp_path / "state")])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    kube.client.delete(Pod, "on-proc", namespace=ns, grace_period=0)
