@@ -482,7 +482,10 @@ def autoscaler_cmd(
     kubeconfig: Annotated[
         Path | None, typer.Option(help="kubeconfig (default: the pod's service account)")
     ] = None,
-    gcs: Annotated[str, typer.Option("--gcs", help="Ray GCS address")] = "127.0.0.1:6379",
+    gcs: Annotated[
+        str,
+        typer.Option("--gcs", envvar="RAY_ADDRESS", help="Ray GCS address (default $RAY_ADDRESS)"),
+    ] = "127.0.0.1:6379",
     period: Annotated[float, typer.Option("--period", min=0.1, help="Plan at least every S")] = 1.0,
 ) -> None:
     """The autoscaler sidecar of a RayCluster's head pod (reads Ray, patches the CR)."""

@@ -12,6 +12,7 @@ style block whenever it changes, and at least every minute, as Ray's sidecar doe
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -40,9 +41,19 @@ RAY_STATUS_REFRESH_S = 10.0
 DEFAULT_GCS = "127.0.0.1:6379"  # the sidecar shares the head pod's network
 
 
+SERVICE_ACCOUNT_DIR_ENV = "RAYSCALE_SERVICE_ACCOUNT_DIR"  # set by the process kubelet
+
+
 def kube_config(kubeconfig: Path | None) -> KubeConfig:
-    """A kubeconfig file, else the pod's service account (in-cluster)."""
-    return KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_service_account()
+    """A kubeconfig file, else the pod's service account (in-cluster). Under the process
+    kubelet (``rayscale.devcluster``) the account's files are in ``$RAYSCALE_SERVICE_ACCOUNT_DIR``
+    instead of ``/var/run/secrets/kubernetes.io/serviceaccount``."""
+    if kubeconfig:
+        return KubeConfig.from_file(kubeconfig)
+    account = os.environ.get(SERVICE_ACCOUNT_DIR_ENV)
+    if account:
+        return KubeConfig.from_service_account(service_account=account)
+    return KubeConfig.from_service_account()
 
 
 @dataclass

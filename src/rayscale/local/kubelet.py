@@ -87,18 +87,35 @@ def _resources(flags: Mapping[str, str]) -> NodeResources:
     )
 
 
-def _field(pod: Mapping[str, Any], path: str) -> str | None:
-    meta = pod["metadata"]
-    if path == "metadata.name":
-        return str(meta["name"])
-    if path == "metadata.namespace":
-        return str(meta.get("namespace", "default"))
-    if path in ("status.podIP", "status.hostIP"):
-        return "127.0.0.1"
-    match = _FIELD_LABEL.fullmatch(path)
-    if match:
-        value = meta.get("labels", {}).get(match.group(1))
+_FIELD_ANNOTATION = re.compile(r"metadata\.annotations\['([^']+)'\]")
+LOCAL_IP = "127.0.0.1"  # every pod's (and the node's) address on one machine
+
+
+def field_value(pod: Mapping[str, Any], path: str) -> str | None:
+    """A downward-API ``fieldRef`` value of the pod (None if the field is unknown or unset)."""
+    meta, spec = pod["metadata"], pod.get("spec", {})
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace", "default"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        "status.podIP": LOCAL_IP,
+        "status.podIPs": LOCAL_IP,
+        "status.hostIP": LOCAL_IP,
+        "status.hostIPs": LOCAL_IP,
+    }
+    if path in simple:
+        value = simple[path]
         return None if value is None else str(value)
+    for pattern, key in ((_FIELD_LABEL, "labels"), (_FIELD_ANNOTATION, "annotations")):
+        match = pattern.fullmatch(path)
+        if match:
+            found = (meta.get(key) or {}).get(match.group(1))
+            return None if found is None else str(found)
+    if path in ("metadata.labels", "metadata.annotations"):
+        items = (meta.get(path.split(".")[1]) or {}).items()
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(items))
     return None
 
 
@@ -108,7 +125,7 @@ def container_env(pod: Mapping[str, Any], head_address: str) -> dict[str, str]:
         if "value" in var:
             env[var["name"]] = str(var["value"])
         elif "fieldRef" in var.get("valueFrom", {}):
-            value = _field(pod, var["valueFrom"]["fieldRef"]["fieldPath"])
+            value = field_value(pod, var["valueFrom"]["fieldRef"]["fieldPath"])
             if value is not None:
                 env[var["name"]] = value
     env["RAY_ADDRESS"] = head_address
@@ -167,30 +184,42 @@ def materialise_config_maps(
     check_config_maps(pod, config_maps)
     out: dict[str, Path] = {}
     for mount_path, (cm_name, items) in config_map_mounts(pod).items():
-        data = config_maps[cm_name]
         target = root / "volumes" / cm_name
-        target.mkdir(parents=True, exist_ok=True)
-        for key, content in data.items():
-            rel = items.get(key, key) if items else key
-            if items and key not in items:
-                continue
-            path = target / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-            path.chmod(0o755)
+        write_volume_files(config_maps[cm_name], items, target, 0o755)
         out[mount_path] = target
     return out
 
 
+def write_volume_files(
+    data: Mapping[str, str | bytes], items: Mapping[str, str], target: Path, mode: int
+) -> None:
+    """Write a ConfigMap's or Secret's keys as files under ``target``, as a kubelet projects
+    them: with ``items`` (key -> relative path) only those keys, at those paths."""
+    target.mkdir(parents=True, exist_ok=True)
+    for key, content in data.items():
+        if items and key not in items:
+            continue
+        path = target / (items.get(key, key) if items else key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        path.chmod(mode)
+
+
 def rewrite_paths(argv: Sequence[str], mounts: Mapping[str, Path]) -> list[str]:
-    """Map container paths under a mountPath to their local copies (longest mount first)."""
-    ordered = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
-    out = []
-    for arg in argv:
-        for mount_path, local in ordered:
-            prefix = mount_path.rstrip("/")
-            if arg == prefix or arg.startswith(prefix + "/"):
-                arg = str(local) + arg[len(prefix) :]
-                break
-        out.append(arg)
-    return out
+    """Map container paths under a mountPath to their local copies (longest mount first),
+    wherever they appear in an argument (``bash -c "python /home/ray/x.py"`` too)."""
+    return [rewrite_text(arg, mounts) for arg in argv]
+
+
+def rewrite_text(text: str, mounts: Mapping[str, Path]) -> str:
+    """Replace every absolute path under a mountPath in ``text`` by its local copy: a mount
+    path matches where it starts a path (not inside a longer one) and ends at ``/`` or at the
+    end of the path."""
+    prefixes = sorted((m.rstrip("/") for m in mounts if m.rstrip("/")), key=len, reverse=True)
+    if not prefixes:
+        return text
+    local = {m.rstrip("/"): str(p) for m, p in mounts.items()}
+    pattern = re.compile(
+        r"(?<![\w./-])(" + "|".join(re.escape(p) for p in prefixes) + r")(?=/|$|[^\w.-])"
+    )
+    return pattern.sub(lambda m: local[m.group(1)], text)

@@ -21,11 +21,19 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from rayscale.builders.reconcile import ObservedPod
 from rayscale.local import kubelet
-from rayscale.local.raynodes import LocalRayCluster, RayNode, boot_failure_line
+from rayscale.local.raynodes import (
+    DEFAULT_HEAD_TIMEOUT_S,
+    DEFAULT_OBJECT_STORE_BYTES,
+    LocalRayCluster,
+    RayNode,
+    boot_failure_line,
+    start_head,
+)
 from rayscale.planner.reasons import Reason, ReasonCode
 from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 
@@ -35,6 +43,53 @@ Phase = Literal["Pending", "Running", "Failed"]
 DEFAULT_MAX_BOOTING = 8
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
+
+
+def start_head_node(
+    manifest: Mapping[str, Any],
+    cluster_name: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    token_path: Path | None = None,
+    object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
+    timeout: float = DEFAULT_HEAD_TIMEOUT_S,
+) -> LocalRayCluster:
+    """Start a head pod's Ray node (its ``ray start --head`` translated by
+    :func:`rayscale.local.kubelet.local_pod`) and wait for GCS. ``env`` goes to the head;
+    afterwards only the ``RAY_CLUSTER*`` variables of the pod stay as every node's extra env.
+    Shared by the local runtime and the Kubernetes process kubelet (``rayscale.devcluster``)."""
+    local = kubelet.local_pod(manifest)
+    ray = start_head(
+        cluster_name,
+        local.resources,
+        head_name=local.name,
+        object_store_memory=object_store_memory,
+        env=env,
+        extra_args=local.extra_args,
+        timeout=timeout,
+        token_path=token_path,
+    )
+    ray.node_env = {k: v for k, v in local.env.items() if k.startswith("RAY_CLUSTER")}
+    return ray
+
+
+def start_worker_node(
+    ray: LocalRayCluster,
+    manifest: Mapping[str, Any],
+    head_address: str,
+    env: Mapping[str, str] | None = None,
+) -> RayNode:
+    """Start a worker pod's Ray node against ``head_address`` without waiting for it to join;
+    ``env`` is added to the pod's own Ray container env. Shared like :func:`start_head_node`."""
+    local = kubelet.local_pod(manifest, head_address)
+    return ray.start_worker(
+        local.name,
+        local.group,
+        local.resources,
+        wait=False,
+        env={**local.env, **(env or {})},
+        extra_args=local.extra_args,
+    )
 
 
 @dataclass
@@ -163,16 +218,8 @@ class ProcessKubelet:
         return self.clock() < until
 
     def _start(self, pod: LocalPod) -> None:
-        local = kubelet.local_pod(pod.manifest, self.head_address)
         try:
-            pod.node = self.ray.start_worker(
-                pod.name,
-                pod.group,
-                local.resources,
-                wait=False,
-                env=dict(local.env),
-                extra_args=local.extra_args,
-            )
+            pod.node = start_worker_node(self.ray, pod.manifest, self.head_address)
         except Exception as exc:
             pod.phase = "Failed"
             pod.failure = f"could not start: {exc}"

@@ -482,6 +482,10 @@ class LocalRayCluster:
         """See :func:`boot_failure_line`."""
         return boot_failure_line(node)
 
+    def node_joined(self, instance_id: str) -> bool:
+        """True if GCS lists a live node with this instance id (a worker pod's name)."""
+        return self._node_alive(instance_id)
+
     def _node_alive(self, instance_id: str) -> bool:
         dead = _ray_module("ray.core.generated.autoscaler_pb2").NodeStatus.DEAD
         try:
@@ -618,6 +622,7 @@ def start_head(
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = DEFAULT_HEAD_TIMEOUT_S,
+    token_path: Path | None = None,
 ) -> LocalRayCluster:
     """Start a Ray head as a local process and wait until its GCS answers.
 
@@ -628,6 +633,8 @@ def start_head(
     - ``gcs_port=None`` (default): the OS assigns GCS's port; a given port that is busy raises
       :class:`PortInUseError`.
     - ``env`` is added to every node's environment (head and workers).
+    - ``token_path=None`` (default): a new token in the cluster dir; else the cluster uses the
+      token in that file (the process kubelet passes the operator's token Secret).
 
     A head that loses one of its reserved fixed ports to another process before binding it is
     started again with new ones (``HEAD_PORT_ATTEMPTS``). On any other failure the head is
@@ -639,7 +646,7 @@ def start_head(
                 name, resources, head_name=head_name, include_dashboard=include_dashboard,
                 monitor=monitor, gcs_port=gcs_port, object_store_memory=object_store_memory,
                 drain_timeout_s=drain_timeout_s, base_dir=base_dir, env=env,
-                extra_args=extra_args, timeout=timeout,
+                extra_args=extra_args, timeout=timeout, token_path=token_path,
             )  # fmt: skip
         except PortInUseError:
             if gcs_port is not None or attempt == HEAD_PORT_ATTEMPTS:
@@ -661,12 +668,14 @@ def _start_head_once(
     env: Mapping[str, str] | None,
     extra_args: Sequence[str],
     timeout: float,
+    token_path: Path | None,
 ) -> LocalRayCluster:
     ray = find_ray_executable()
     launcher = launcher_argv(ray, HEAD_TAG, include_dashboard)
     root = make_cluster_dir(name, base_dir)
-    token_path = root / TOKEN_FILE
-    write_token(token_path)
+    if token_path is None:
+        token_path = root / TOKEN_FILE
+        write_token(token_path)
     resources = resources or NodeResources()
     cluster = LocalRayCluster(
         name=name,

@@ -27,8 +27,8 @@ from rayscale.autoscaler.scale import (
 from rayscale.builders.pods import head_pod, head_pod_prefix, worker_pod, worker_pod_prefix
 from rayscale.builders.reconcile import ObservedPod, Reconciliation, reconcile
 from rayscale.local import kubelet, registry
-from rayscale.local.podrunner import DEFAULT_MAX_BOOTING, ProcessKubelet
-from rayscale.local.raynodes import DEFAULT_OBJECT_STORE_BYTES, LocalRayCluster, start_head
+from rayscale.local.podrunner import DEFAULT_MAX_BOOTING, ProcessKubelet, start_head_node
+from rayscale.local.raynodes import DEFAULT_OBJECT_STORE_BYTES, LocalRayCluster
 from rayscale.local.store import DesiredStore
 from rayscale.planner import HEAD_GROUP
 from rayscale.spec import LoadedSpec
@@ -72,20 +72,17 @@ class LocalRuntime:
         """Start the head pod and wait for GCS; materialise its ConfigMap mounts."""
         cluster = self.cluster_spec
         pod = head_pod(cluster, head_pod_prefix(cluster) + suffix())
-        local = kubelet.local_pod(pod)
         kubelet.check_config_maps(pod, self.spec.config_maps)  # before anything starts
-        env = {k: v for k, v in local.env.items() if k != "RAY_ADDRESS"}
-        self.ray = start_head(
+        marker = {registry.MARKER_ENV: self.marker} if self.marker else {}
+        self.ray = start_head_node(
+            pod,
             cluster.name,
-            local.resources,
-            head_name=local.name,
+            env=marker,
             object_store_memory=self.object_store_memory,
-            env={registry.MARKER_ENV: self.marker} if self.marker else None,
-            extra_args=local.extra_args,
             timeout=self.head_timeout_s,
         )
         try:
-            self.ray.node_env.update({k: v for k, v in env.items() if k.startswith("RAY_CLUSTER")})
+            self.ray.node_env.update(marker)
             self.mounts = kubelet.materialise_config_maps(pod, self.spec.config_maps, self.ray.root)
         except BaseException:
             self.ray.stop()

@@ -120,6 +120,11 @@ class LocalKube:
         ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
         return ctx
 
+    @property
+    def pki(self) -> Pki:
+        """The throwaway PKI (after start()): the process kubelet serves with its kubelet cert."""
+        return self._require_pki()
+
     def _require_pki(self) -> Pki:
         if self._pki is None:
             raise RuntimeError("LocalKube.start() has not run")
@@ -207,6 +212,13 @@ class LocalKube:
                 # endpoint, which Endpoints validation rejects (loopback): it would only log
                 # errors forever. Nothing in-cluster needs that service here.
                 "--endpoint-reconciler-type=none",
+                # `kubectl logs` goes through the apiserver to the process kubelet's log
+                # endpoint (rayscale.devcluster.kubelet), which serves a cert of the test CA
+                # for 127.0.0.1 (its Node's InternalIP) and accepts this client cert.
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false",
             ]
             url = f"{self.server}/readyz"

@@ -1,5 +1,7 @@
 """A throwaway PKI for the test control plane: one CA, a loopback serving cert, an admin
 client cert (group ``system:masters``, so RBAC never gets in the way) and a service-account key.
+For the process kubelet's log endpoint (``kubectl logs``): a kubelet serving cert for the
+loopback address and the client cert kube-apiserver presents to kubelets.
 
 Certificates live a week: long enough for any test session, useless afterwards.
 """
@@ -18,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ADMIN_USER = "rayscale-admin"
 ADMIN_GROUP = "system:masters"  # bypasses RBAC authorization entirely
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # what kube-apiserver is to kubelets
 LOOPBACK = "127.0.0.1"  # the only address the serving cert is valid for, besides names
 
 
@@ -32,6 +35,10 @@ class Pki:
     admin_key: Path
     service_account_key: Path
     service_account_pub: Path
+    kubelet_cert: Path  # the process kubelet's HTTPS serving cert (127.0.0.1, localhost)
+    kubelet_key: Path
+    kubelet_client_cert: Path  # kube-apiserver -> kubelet client cert
+    kubelet_client_key: Path
 
 
 def write_private(path: Path, data: bytes) -> Path:
@@ -42,7 +49,8 @@ def write_private(path: Path, data: bytes) -> Path:
 
 
 def write_pki(directory: Path) -> Pki:
-    """Generate a CA, a loopback serving cert, an admin client cert and a service-account key."""
+    """Generate the CA, serving certs (apiserver, kubelet), client certs (admin, apiserver->kubelet)
+    and a service-account key."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("rayscale-test-ca")
@@ -56,41 +64,12 @@ def write_pki(directory: Path) -> Pki:
             (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
         ],
     )
-    leaf_usage = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
-    serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving = _issue(
-        _name("kube-apiserver"),
-        serving_key,
-        ca_name,
-        ca_key,
-        [
-            (x509.BasicConstraints(ca=False, path_length=None), True),
-            (leaf_usage, True),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-            (
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
-                    ]
-                ),
-                False,
-            ),
-        ],
+    serving_key, serving = _server_cert(
+        "kube-apiserver", ca_name, ca_key, ["kubernetes.default.svc"]
     )
-    admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin = _issue(
-        _name(ADMIN_USER, ADMIN_GROUP),
-        admin_key,
-        ca_name,
-        ca_key,
-        [
-            (x509.BasicConstraints(ca=False, path_length=None), True),
-            (leaf_usage, True),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
-        ],
-    )
+    kubelet_key, kubelet = _server_cert("process-kubelet", ca_name, ca_key, [])
+    admin_key, admin = _client_cert(ADMIN_USER, ADMIN_GROUP, ca_name, ca_key)
+    kl_client_key, kl_client = _client_cert(KUBELET_CLIENT_USER, ADMIN_GROUP, ca_name, ca_key)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sa_pub = sa_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -104,7 +83,59 @@ def write_pki(directory: Path) -> Pki:
         admin_key=write_private(directory / "admin.key", _pem_key(admin_key)),
         service_account_key=write_private(directory / "sa.key", _pem_key(sa_key)),
         service_account_pub=write_private(directory / "sa.pub", sa_pub),
+        kubelet_cert=write_private(directory / "kubelet.crt", kubelet.public_bytes(pem)),
+        kubelet_key=write_private(directory / "kubelet.key", _pem_key(kubelet_key)),
+        kubelet_client_cert=write_private(
+            directory / "apiserver-kubelet-client.crt", kl_client.public_bytes(pem)
+        ),
+        kubelet_client_key=write_private(
+            directory / "apiserver-kubelet-client.key", _pem_key(kl_client_key)
+        ),
     )
+
+
+_LEAF_USAGE = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
+Key = ec.EllipticCurvePrivateKey
+
+
+def _server_cert(
+    name: str, ca_name: x509.Name, ca_key: Key, dns: list[str]
+) -> tuple[Key, x509.Certificate]:
+    """A serving cert for ``localhost``, ``dns`` names and the loopback address."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in ["localhost", *dns]]
+    sans.append(x509.IPAddress(ipaddress.ip_address(LOOPBACK)))
+    cert = _issue(
+        _name(name),
+        key,
+        ca_name,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (_LEAF_USAGE, True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.SubjectAlternativeName(sans), False),
+        ],
+    )
+    return key, cert
+
+
+def _client_cert(
+    user: str, group: str, ca_name: x509.Name, ca_key: Key
+) -> tuple[Key, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(
+        _name(user, group),
+        key,
+        ca_name,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (_LEAF_USAGE, True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+        ],
+    )
+    return key, cert
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:

@@ -1,0 +1,131 @@
+"""The KubeRay sample on the process kubelet: the operator creates the pods, the kubelet runs
+the head's Ray node (with the cluster's token from its Secret), the autoscaler sidecar and a
+worker as local processes, and a client with the token reaches the cluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+from lightkube.codecs import from_dict
+from lightkube.resources.core_v1 import Pod, Secret
+
+from rayscale.devcluster import execrecord
+from rayscale.devcluster.kubelet import Kubelet
+from rayscale.kube.resources import RayCluster
+from rayscale.testing.controller_manager import ControllerManager
+from rayscale.testing.kube import KubeSession
+from rayscale.testing.kube_ray import retry_not_found, sample_cluster, sample_documents
+from rayscale.waiting import wait_until
+from tests.k8s.kubelet_fixtures import controller_manager, kubectl, kubelet
+from tests.k8s.ray_fixtures import ns, operator, ray_crds
+
+__all__ = ["controller_manager", "kubelet", "ns", "operator", "ray_crds"]
+
+pytestmark = [pytest.mark.k8s, pytest.mark.ray]
+NAME = "raycluster-autoscaler"
+BOOT = 180.0
+
+CLIENT = """
+import json, ray
+ray.init()
+print(json.dumps(sorted(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])))
+"""
+
+
+def _pods(kube: KubeSession, ns: str, node_type: str) -> list[Any]:
+    labels = {"ray.io/cluster": NAME, "ray.io/node-type": node_type}
+    return list(kube.client.list(Pod, namespace=ns, labels=labels))
+
+
+def _ready(pod: Any) -> bool:
+    status = pod.status
+    if status is None or status.phase != "Running":
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+
+def _one_ready(kube: KubeSession, ns: str, node_type: str) -> Any:
+    pods = [p for p in _pods(kube, ns, node_type) if _ready(p)]
+    return pods[0] if pods else None
+
+
+def _describe(kube: KubeSession, ns: str) -> str:
+    return "; ".join(
+        f"{p.metadata.name}: {p.status.phase if p.status else None} "
+        f"{[(c.name, c.state) for c in (p.status.containerStatuses or [])] if p.status else ''}"
+        for p in kube.client.list(Pod, namespace=ns)
+    )
+
+
+def test_the_sample_cluster_runs_on_the_process_kubelet(
+    kube: KubeSession,
+    ns: str,
+    operator: kopf.Memo,
+    controller_manager: ControllerManager,
+    kubelet: Kubelet,
+    tmp_path: Path,
+) -> None:
+    config_map = next(d for d in sample_documents("autoscaler") if d["kind"] == "ConfigMap")
+    kube.client.create(from_dict(config_map), namespace=ns)
+    doc = sample_cluster("autoscaler")
+    doc["spec"]["workerGroupSpecs"][0].update(minReplicas=1, replicas=1)
+    retry_not_found(lambda: kube.client.create(from_dict(doc), namespace=ns))
+
+    head = wait_until(
+        lambda: _one_ready(kube, ns, "head"), BOOT, "the head pod Running and Ready",
+        detail=lambda: _describe(kube, ns), interval=1.0,
+    )  # fmt: skip
+    states = {c.name: c for c in head.status.containerStatuses}
+    assert set(states) == {"ray-head", "autoscaler"}
+    assert all(c.ready and c.state.running is not None for c in states.values())
+    assert head.status.podIP == "127.0.0.1"
+
+    # The Ray node runs with the operator's token: a client with the Secret's token connects.
+    record = execrecord.read_record(
+        execrecord.record_path(kubelet.state_dir, ns, head.metadata.name, "ray-head")
+    )
+    address = record.env["RAY_ADDRESS"]
+    assert address and not address.endswith(":6379"), address
+    sidecar = execrecord.read_record(
+        execrecord.record_path(kubelet.state_dir, ns, head.metadata.name, "autoscaler")
+    )
+    assert sidecar.env["RAY_ADDRESS"] == address
+    secret = kube.client.get(Secret, f"{NAME}-ray-token", namespace=ns)
+    token = tmp_path / "token"
+    token.write_bytes(base64.b64decode((secret.data or {})["auth_token"]))
+    env = {"PATH": "/usr/bin:/bin", "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token)}  # fmt: skip
+
+    wait_until(
+        lambda: _one_ready(kube, ns, "worker"), BOOT, "the worker pod Running and Ready",
+        detail=lambda: _describe(kube, ns), interval=1.0,
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The head (num-cpus 0) and the small-group worker (1 CPU) are alive in Ray.
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 1.0]
+
+    # The sidecar talks to the API server with its service account and to Ray's GCS.
+    def sidecar_log() -> str:
+        out = kubectl(kube, "logs", head.metadata.name, "-c", "autoscaler", "-n", ns)
+        return out if "autoscaling RayCluster" in out else ""
+
+    wait_until(sidecar_log, 60, "the autoscaler sidecar's log", interval=1.0)
+    head_log = kubectl(kube, "logs", head.metadata.name, "-c", "ray-head", "-n", ns)
+    assert head_log.strip(), "the Ray head's start log is served"
+
+    kube.client.delete(RayCluster, NAME, namespace=ns)
+    wait_until(
+        lambda: not list(kube.client.list(Pod, namespace=ns)), 120, "every pod gone",
+        detail=lambda: _describe(kube, ns), interval=1.0,
+    )  # fmt: skip
+    assert not kubelet.leftovers()
