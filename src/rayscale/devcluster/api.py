@@ -91,7 +91,7 @@ class KubeletApi:
         self.client.close()
 
     # -- node ------------------------------------------------------------------------------
-    def register_node(self, log_port: int) -> None:
+    def register_node(self, log_port: int, annotations: Mapping[str, str] | None = None) -> None:
         """Create (or take over) the Node and report it Ready."""
         labels = {
             "kubernetes.io/hostname": self.node_name,
@@ -101,7 +101,11 @@ class KubeletApi:
         body = {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": self.node_name, "labels": labels},
+            "metadata": {
+                "name": self.node_name,
+                "labels": labels,
+                "annotations": dict(annotations or {}),
+            },
         }
         try:
             self.client.create(from_dict(body))

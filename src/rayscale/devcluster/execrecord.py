@@ -19,6 +19,8 @@ from pathlib import Path
 from rayscale.local.kubelet import rewrite_paths
 
 SUFFIX = ".exec.json"
+STATE_DIR_ANNOTATION = "rayscale.io/kubelet-state-dir"
+"""On the Node a process kubelet registers: its state dir, so exec finds the records."""
 
 
 class ExecRecordError(RuntimeError):

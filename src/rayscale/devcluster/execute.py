@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rayscale.devcluster.execrecord import ExecRecord, read_record, record_path
+from rayscale.devcluster.execrecord import (
+    STATE_DIR_ANNOTATION,
+    ExecRecord,
+    read_record,
+    record_path,
+)
 from rayscale.protocol import CLUSTER_LABEL, NODE_TYPE_LABEL
-
-STATE_DIR_ANNOTATION = "rayscale.io/kubelet-state-dir"
-"""On the Node a process kubelet registers: where its pods' files and exec records are."""
 
 # Names a container command uses for the interpreter and Ray's CLIs in Ray's image; here they
 # are this installation's (the same ``ray`` the nodes run).

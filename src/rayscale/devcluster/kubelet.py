@@ -43,6 +43,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import OnErrorAction, OnErrorResult
 
 from rayscale.devcluster.api import KubeletApi
+from rayscale.devcluster.execrecord import STATE_DIR_ANNOTATION
 from rayscale.devcluster.logserver import LogServer, TlsFiles
 from rayscale.devcluster.pods import PodContext, PodWorker
 from rayscale.devcluster.raypods import RayClusters
@@ -95,7 +96,7 @@ class Kubelet:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.start()
         try:
-            self.api.register_node(self.log_port)
+            self.api.register_node(self.log_port, {STATE_DIR_ANNOTATION: str(self.state_dir)})
             for target, name in ((self._watch_thread, "watch"), (self._heartbeats, "heartbeat")):
                 thread = threading.Thread(target=target, name=f"kubelet-{name}", daemon=True)
                 thread.start()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -35,6 +35,9 @@ from rayscale import processes
 from rayscale.devcluster.state import DevClusterState, write_state
 from rayscale.processes import ManagedProcess
 from rayscale.waiting import StopWaiting, wait_until
+
+if TYPE_CHECKING:
+    from rayscale.testing.kube import LocalKube
 
 log = logging.getLogger("rayscale.devcluster")
 
@@ -63,13 +66,12 @@ class Stack:
         kube = LocalKube(self.directory / "control-plane").start()
         self.undo.append(("kube-apiserver and etcd", kube.stop))
         log.info("kube-apiserver ready at %s", kube.server)
-        pki = kube.workdir / "pki"
         manager = ControllerManager(
             binary=binary_from_env(),
             kubeconfig=kube.kubeconfig,
             workdir=self.directory / "controller-manager",
-            service_account_key=pki / "sa.key",
-            root_ca=pki / "ca.crt",
+            service_account_key=kube.pki.service_account_key,
+            root_ca=kube.pki.ca_cert,
         ).start()
         self.undo.append(("kube-controller-manager", manager.stop))
         log.info("kube-controller-manager ready")
@@ -80,7 +82,7 @@ class Stack:
             client.close()
         log.info("ray.io CRDs established")
         self._start_operator(kube.kubeconfig)
-        kubelet = self._start_kubelet(kube.kubeconfig)
+        kubelet = self._start_kubelet(kube)
         self.state = DevClusterState(
             pid=_own_pid(),
             pid_started=_own_start_time(),
@@ -130,13 +132,17 @@ class Stack:
         wait_until(ok, READY_TIMEOUT_S, "the operator to start watching")
         log.info("operator ready")
 
-    def _start_kubelet(self, kubeconfig: Path) -> ManagedProcess:
+    def _start_kubelet(self, kube: LocalKube) -> ManagedProcess:
         """The process kubelet, ready when its Node reports Ready to the API server."""
+        kubeconfig = kube.kubeconfig
         argv = [
             sys.executable, "-m", "rayscale.devcluster.kubelet",
             "--kubeconfig", str(kubeconfig),
             "--node-name", NODE_NAME,
             "--state-dir", str(self.directory / "kubelet"),
+            "--tls-cert-file", str(kube.pki.kubelet_cert),
+            "--tls-private-key-file", str(kube.pki.kubelet_key),
+            "--client-ca-file", str(kube.pki.ca_cert),
         ]  # fmt: skip
         proc = processes.spawn(
             argv, log_path=self.directory / "kubelet.log", name="kubelet", die_with_parent=True
