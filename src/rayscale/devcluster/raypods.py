@@ -72,9 +72,11 @@ class RayClusters:
     ) -> RayNode:  # fmt: skip
         """Start the head's Ray node and wait until its GCS answers (blocks up to 2 minutes)."""
         head_env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
+        # With the dashboard, as on Kubernetes: `ray list actors` and `ray job submit` need it.
         cluster = start_head_node(
-            single_container(pod, container), key[1], env=head_env, token_path=token_path
-        )
+            single_container(pod, container), key[1], env=head_env, token_path=token_path,
+            include_dashboard=True,
+        )  # fmt: skip
         with self._lock:
             old = self._clusters.get(key)
             if old is not None:

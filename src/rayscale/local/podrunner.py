@@ -53,16 +53,19 @@ def start_head_node(
     token_path: Path | None = None,
     object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
     timeout: float = DEFAULT_HEAD_TIMEOUT_S,
+    include_dashboard: bool = False,
 ) -> LocalRayCluster:
     """Start a head pod's Ray node (its ``ray start --head`` translated by
     :func:`rayscale.local.kubelet.local_pod`) and wait for GCS. ``env`` goes to the head;
     afterwards only the ``RAY_CLUSTER*`` variables of the pod stay as every node's extra env.
-    Shared by the local runtime and the Kubernetes process kubelet (``rayscale.devcluster``)."""
+    Shared by the local runtime and the Kubernetes process kubelet (``rayscale.devcluster``),
+    which runs the dashboard as KubeRay's heads do (``ray list``, ``ray job submit``)."""
     local = kubelet.local_pod(manifest)
     ray = start_head(
         cluster_name,
         local.resources,
         head_name=local.name,
+        include_dashboard=include_dashboard,
         object_store_memory=object_store_memory,
         env=env,
         extra_args=local.extra_args,
