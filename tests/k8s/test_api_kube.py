@@ -397,6 +397,9 @@ def test_client_mistakes_are_4xx_never_5xx(api: httpx.Client, kube: KubeSession,
     assert body["details"][0]["field"] == "continue"
     body = error(api.post(f"{base}/compute_templates", json=in_ns(template, "other")), 400)
     assert body["details"][0]["field"] == "namespace"
+    body = error(api.post(f"{V1}/namespaces/no-such-ns/compute_templates", json=template | {
+        "namespace": "no-such-ns"}), 404)  # fmt: skip
+    assert "no-such-ns" in body["message"]
 
 
 def test_deleting_a_rayjob_deletes_its_submitter(
