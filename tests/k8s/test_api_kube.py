@@ -278,7 +278,7 @@ def test_walkthrough_makes_kuberays_objects(
     address = f"http://test-cluster-head-svc.{ns}.svc.cluster.local:8265"
     assert container["args"][0].endswith(
         f"ray job submit --address {address} --submission-id {job_id} -- "
-        "python /home/ray/samples/detached_actor.py actor1"
+        "python /home/ray/samples/detached_actor.py actor1 & wait $!"
     )
     assert f"{address}/api/gcs_healthz" in container["args"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}

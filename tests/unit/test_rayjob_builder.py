@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from rayscale import processes
 from rayscale.builders import rayjob
 from rayscale.builders.rayjob import ClusterView, RayJobSpecError, next_status
+from rayscale.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -39,14 +41,18 @@ def test_submit_command_is_kuberays_submission_that_waits() -> None:
     assert dashboard == "test-cluster-head-svc.ns1.svc.cluster.local:8265"
     spec = {**SPEC, "runtimeEnvYAML": "env_vars:\n  A: b\n", "metadata": {"team": "x"}}
     command = rayjob.submit_command(spec, "create-actor-ab12c", dashboard)
-    wait, submit = command.split(" ; done ; ")
+    wait, rest = command.split(" ; done ; ")
+    trap, submit = rest.split(" ; ray job submit ")
+    submit = "ray job submit " + submit
     assert wait.startswith("until python3 -c ")
     assert " http://test-cluster-head-svc.ns1.svc.cluster.local:8265/api/gcs_healthz >" in wait
     assert submit == (
         "ray job submit --address http://test-cluster-head-svc.ns1.svc.cluster.local:8265 "
         """--runtime-env-json '{"env_vars":{"A":"b"}}' --metadata-json '{"team": "x"}' """
         "--submission-id create-actor-ab12c -- python /home/ray/samples/detached_actor.py actor1"
+        " & wait $!"
     )
+    assert trap.startswith("trap 'ray job stop --address http://test-cluster-head-svc")
 
 
 def test_the_job_waits_for_its_cluster_then_creates_the_submitter() -> None:
@@ -140,4 +146,37 @@ def test_the_script_runs_in_bash_and_exits_as_ray_job_submit(
     assert (tmp_path / "argv").read_text().split("\n")[:-1] == [
         "job", "submit", "--address", "http://h:8265", "--submission-id", "id-1", "--",
         "python", "/home/ray/samples/detached_actor.py", "actor1",
+    ]  # fmt: skip
+
+
+def test_a_stopped_submitter_stops_the_ray_job(tmp_path: Path) -> None:
+    """SIGTERM to the submitter's bash (its pod is deleted) runs `ray job stop` for the job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "ray").write_text(
+        f'#!/bin/sh\nif [ "$2" = stop ]; then printf "%s\\n" "$@" > {tmp_path}/stop; exit 0; fi\n'
+        f"touch {tmp_path}/submitted\nexec sleep 30\n"
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    raw = {"metadata": {"name": "create-actor", "namespace": "ns1"}, "spec": SPEC}
+    job = rayjob.submitter_job(
+        raw, submission_id="id-1", dashboard="h:8265", cluster="c", image="img"
+    )
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    # Its own process group, as a pod's processes are: the fake submission (a sleep) left
+    # behind by the terminated bash is stopped with that group, by its id.
+    proc = subprocess.Popen(
+        container["command"] + container["args"], env=env, start_new_session=True
+    )
+    try:
+        wait_until(lambda: (tmp_path / "submitted").exists(), 10, "the fake submission")
+        proc.terminate()
+        assert proc.wait(10) == 143
+    finally:
+        processes.stop_group(proc.pid, timeout=5)
+    assert (tmp_path / "stop").read_text().split("\n")[:-1] == [
+        "job", "stop", "--address", "http://h:8265", "--no-wait", "id-1",
     ]  # fmt: skip

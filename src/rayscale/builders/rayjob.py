@@ -7,6 +7,7 @@ the RayJob (so deleting the RayJob deletes it), runs the selected cluster's head
 ``/bin/bash -ce``, waits for the head's dashboard (``/api/gcs_healthz``) and runs
 ``ray job submit --address http://<cluster>-head-svc.<ns>.svc.cluster.local:8265
 --submission-id <jobId> -- <entrypoint>``, with the cluster's Ray token mounted from its Secret.
+A submitter stopped by SIGTERM (its RayJob was deleted) runs ``ray job stop`` first.
 
 One difference from KubeRay: KubeRay submits with ``--no-wait`` then follows the logs and asks
 the dashboard's job API for ``jobStatus``. Here ``ray job submit`` waits for the job, so its
@@ -130,8 +131,13 @@ def submit_command(spec: Mapping[str, Any], submission_id: str, dashboard: str) 
     entrypoint = str(spec.get("entrypoint") or "").strip()
     if not entrypoint:
         raise RayJobSpecError("spec.entrypoint", "required: the command to run on the cluster")
+    # Deleting the RayJob deletes this pod: on SIGTERM, stop the Ray job too (KubeRay does it
+    # from the operator through the dashboard). `wait` is interruptible by the trap, and under
+    # `bash -e` its status (the submission's exit code) is the script's.
+    stop = shlex.join(["ray", "job", "stop", "--address", address, "--no-wait", submission_id])
+    trap = f"trap {shlex.quote(stop + ' ; exit 143')} TERM INT"
     # The entrypoint is a shell command line, as in KubeRay: appended unquoted after "--".
-    return f"{wait} ; {shlex.join(argv)} -- {entrypoint}"
+    return f"{wait} ; {trap} ; {shlex.join(argv)} -- {entrypoint} & wait $!"
 
 
 def owner_reference(rayjob: Mapping[str, Any]) -> dict[str, Any]:
