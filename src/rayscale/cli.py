@@ -301,7 +301,11 @@ def apiserver_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 31888,
     local: Annotated[
-        bool, typer.Option("--local/--kubernetes", help="Backend: the local runtime (default)")
+        bool,
+        typer.Option(
+            "--local/--kubernetes",
+            help="Backend: the local runtime (default), or Kubernetes (ConfigMaps, ray.io CRs)",
+        ),
     ] = True,
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Store clusters and jobs, start no Ray")
