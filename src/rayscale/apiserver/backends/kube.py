@@ -49,7 +49,7 @@ from rayscale.apiserver.models import (
 from rayscale.builders.rayjob import ORIGIN_CRD_LABEL, ORIGIN_NAME_LABEL, RayJobSpecError
 from rayscale.builders.rayjob import runtime_env_json as _runtime_env_json
 from rayscale.kube.backend import observed_targets
-from rayscale.kube.resources import RayCluster, RayJob
+from rayscale.kube.resources import RayCluster, RayJob, warm_decoders
 from rayscale.protocol import GROUP_LABEL, NODE_TYPE_LABEL
 
 API_ANNOTATION = "rayscale.io/api-cluster"
@@ -82,6 +82,7 @@ class KubeBackend:
     def __init__(self, client: Client, server: str = "") -> None:
         self.client = client
         self.server = server or "the Kubernetes API server"
+        warm_decoders((ConfigMap, Pod, Event))  # before the thread pool decodes them at once
 
     @classmethod
     def from_kubeconfig(cls, path: Path | None) -> KubeBackend:
