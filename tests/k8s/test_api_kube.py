@@ -47,9 +47,10 @@ def start_apiserver(tmp: Path, *args: str) -> tuple[processes.ManagedProcess, ht
     port = processes.free_port()
     argv = [sys.executable, "-m", "rayscale.cli", "apiserver", "--port", str(port), *args]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    server = processes.spawn(
-        argv, log_path=tmp / f"apiserver-{port}.log", name="apiserver", env=env
-    )
+    server = processes.spawn(  # SIGTERM if the test process dies without stopping it
+        argv, log_path=tmp / f"apiserver-{port}.log", name="apiserver", env=env,
+        die_with_parent=True,
+    )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
 
     def healthy() -> bool:

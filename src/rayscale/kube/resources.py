@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 from lightkube.core import decoders
-from lightkube.models import meta_v1
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models import meta_v1
 
 from rayscale.builders.crds import GROUP, VERSION
 from rayscale.spec import RayCluster as ClusterSpec
