@@ -357,7 +357,11 @@ def apiserver_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 31888,
     local: Annotated[
-        bool, typer.Option("--local/--kubernetes", help="Backend: the local runtime (default)")
+        bool,
+        typer.Option(
+            "--local/--kubernetes",
+            help="Backend: the local runtime (default), or Kubernetes (ConfigMaps, ray.io CRs)",
+        ),
     ] = True,
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Store clusters and jobs, start no Ray")
@@ -368,17 +372,31 @@ def apiserver_cmd(
     period: Annotated[
         float, typer.Option("--period", min=0.1, help="Autoscaler period of started clusters")
     ] = 1.0,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --kubernetes: kubeconfig (default: $KUBECONFIG, ~/.kube/config, or "
+            "in-cluster)"
+        ),
+    ] = None,
 ) -> None:
-    """Serve KubeRay's v1 REST API (compute templates, clusters, jobs) on this machine."""
+    """Serve KubeRay's v1 REST API (compute templates, clusters, jobs): on this machine
+    (--local, the default) or on Kubernetes (--kubernetes: ConfigMaps, RayCluster and RayJob
+    CRs, run by `rayscale operator`)."""
     from rayscale.apiserver import server
 
-    if not local:
-        fail("the Kubernetes backend is not available yet; run with --local (the default)")
+    if local and kubeconfig is not None:
+        fail("--kubeconfig is for the Kubernetes backend; add --kubernetes")
+    if not local and records_only:
+        fail("--records-only is for the local backend; leave it out with --kubernetes")
     try:
         token = server.read_token(auth_token_file) if auth_token_file else None
+        backend = (
+            server.local_backend(records_only, period) if local else server.kube_backend(kubeconfig)
+        )
     except server.ServerConfigError as exc:
         fail(str(exc))
-    server.serve(server.local_backend(records_only, period), host, port, token)
+    server.serve(backend, host, port, token)
 
 
 @app.command("apply")

@@ -8,14 +8,27 @@ from collections.abc import Iterator
 
 import kopf
 import pytest
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from rayscale.autoscaler.scale import RayNode
 from rayscale.kube.crds import install_crds
 from rayscale.kube.operator import run
+from rayscale.kube.resources import warm_decoders
 from rayscale.planner import Demand
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import new_namespace
+
+OPERATOR_KINDS = (Pod, Service, Secret, ServiceAccount, Role, RoleBinding, Event, Job, ConfigMap)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +46,9 @@ def ns(kube: KubeSession, ray_crds: None) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operator(kube: KubeSession, ray_crds: None) -> Iterator[kopf.Memo]:
-    """The operator, running in a thread for the whole module."""
+    """The operator, running in a thread for the whole module (beside the tests' client: the
+    kinds both decode are warmed first, see rayscale.kube.resources.warm_decoders)."""
+    warm_decoders(OPERATOR_KINDS)
     stop, ready, memo = threading.Event(), threading.Event(), kopf.Memo()
 
     def main() -> None:

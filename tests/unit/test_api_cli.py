@@ -40,7 +40,9 @@ def test_apply_stores_the_walkthrough_configmap(
     ("args", "message"),
     [
         (("apply", "-f", "/nonexistent.yaml"), "no such file"),
-        (("apiserver", "--kubernetes"), "Kubernetes backend is not available yet"),
+        (("apiserver", "--kubernetes", "--kubeconfig", "/nonexistent"), "no such file"),
+        (("apiserver", "--kubeconfig", "/nonexistent"), "add --kubernetes"),
+        (("apiserver", "--kubernetes", "--records-only"), "for the local backend"),
         (("apiserver", "--auth-token-file", "/nonexistent-token"), "cannot read it"),
     ],
 )

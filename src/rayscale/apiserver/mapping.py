@@ -13,8 +13,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from rayscale.apiserver.models import (
     AutoscalerOptions,
@@ -22,6 +25,7 @@ from rayscale.apiserver.models import (
     ComputeTemplate,
     EnvironmentVariables,
     HeadGroupSpec,
+    Job,
     Volume,
     VolumeType,
     WorkerGroupSpec,
@@ -37,8 +41,13 @@ HEAD_PORTS = (("gcs", 6379), ("dashboard", 8265), ("client", 10001), ("metrics",
 Manifest = dict[str, Any]
 
 
+TEMPLATE_LABELS = {"ray.io/config-type": "compute-template"}
+TEMPLATE_NAME_LABEL = "ray.io/compute-template"
+
+
 def template_config_map(template: ComputeTemplate, namespace: str) -> Manifest:
-    """The ConfigMap KubeRay stores a compute template as."""
+    """The ConfigMap KubeRay stores a compute template as (``tolerations`` and
+    ``extended_resources`` as JSON when set; ``memory_unit`` only when not the default Gi)."""
     data = {
         "name": template.name,
         "namespace": namespace,
@@ -47,19 +56,47 @@ def template_config_map(template: ComputeTemplate, namespace: str) -> Manifest:
         "gpu": str(template.gpu),
         "gpu_accelerator": template.gpu_accelerator,
     }
+    if template.extended_resources:
+        data["extended_resources"] = json.dumps(template.extended_resources, sort_keys=True)
+    if template.tolerations:
+        data["tolerations"] = json.dumps(
+            [t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations]
+        )
+    if template.memory_unit != "Gi":
+        data["memory_unit"] = template.memory_unit
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": template.name,
             "namespace": namespace,
-            "labels": {
-                "ray.io/config-type": "compute-template",
-                "ray.io/compute-template": template.name,
-            },
+            "labels": {**TEMPLATE_LABELS, TEMPLATE_NAME_LABEL: template.name},
         },
         "data": data,
     }
+
+
+def template_from_config_map(name: str, namespace: str, data: Mapping[str, str]) -> ComputeTemplate:
+    """A compute template read back from its ConfigMap; ValueError naming the bad data key."""
+    body: dict[str, Any] = {"name": name, "namespace": namespace}
+    for key in ("cpu", "memory", "gpu"):
+        if key in data:
+            body[key] = data[key]
+    for key, field in (("gpu_accelerator", "gpuAccelerator"), ("memory_unit", "memoryUnit")):
+        if data.get(key):
+            body[field] = data[key]
+    for key, field in (("extended_resources", "extendedResources"), ("tolerations", "tolerations")):
+        if data.get(key):
+            try:
+                body[field] = json.loads(data[key])
+            except ValueError as exc:
+                raise ValueError(f"data.{key}: not JSON ({exc})") from None
+    try:
+        return ComputeTemplate.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValueError(f"data.{where}: {first.get('msg', 'invalid')}") from None
 
 
 def template_resources(template: ComputeTemplate) -> dict[str, str]:
@@ -295,3 +332,40 @@ def config_map_manifest(name: str, namespace: str, data: Mapping[str, str]) -> M
         "metadata": {"name": name, "namespace": namespace},
         "data": dict(data),
     }
+
+
+def ray_job(job: Job, namespace: str) -> Manifest:
+    """The RayJob CR of a job with ``clusterSelector``, as KubeRay's API server builds it
+    (labels ``ray.io/cluster-name: <job name>`` and ``ray.io/user``; ``metadata`` also as the
+    CR's annotations)."""
+    spec: Manifest = {
+        "entrypoint": job.entrypoint,
+        "metadata": dict(job.metadata),
+        "runtimeEnvYAML": job.runtime_env,
+        "shutdownAfterJobFinishes": job.shutdown_after_job_finishes,
+        "ttlSecondsAfterFinished": job.ttl_seconds_after_finished,
+        "clusterSelector": dict(job.cluster_selector),
+    }
+    if job.job_id:
+        spec["jobId"] = job.job_id
+    if job.entrypoint_num_cpus:
+        spec["entrypointNumCpus"] = job.entrypoint_num_cpus
+    if job.entrypoint_num_gpus:
+        spec["entrypointNumGpus"] = job.entrypoint_num_gpus
+    if job.entrypoint_resources:
+        spec["entrypointResources"] = job.entrypoint_resources
+    if job.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = job.active_deadline_seconds
+    metadata: Manifest = {
+        "name": job.name,
+        "namespace": namespace,
+        "labels": {
+            "ray.io/cluster-name": job.name,
+            "ray.io/user": job.user,
+            "app.kubernetes.io/name": APP_NAME,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+        },
+    }
+    if job.metadata:
+        metadata["annotations"] = dict(job.metadata)
+    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": metadata, "spec": spec}

@@ -31,6 +31,24 @@ def local_backend(records_only: bool, period: float) -> Backend:
     return LocalBackend(records_only=records_only, period=period)
 
 
+def kube_backend(kubeconfig: Path | None) -> Backend:
+    """The Kubernetes backend on ``kubeconfig`` (default: $KUBECONFIG, ~/.kube/config, or the
+    pod's service account)."""
+    from rayscale.apiserver.backends.kube import KubeBackend
+    from rayscale.kube.operator import default_kubeconfig
+
+    path = kubeconfig or default_kubeconfig()
+    if path is not None and not path.is_file():
+        raise ServerConfigError(
+            f"--kubeconfig {path}: no such file; pass --kubeconfig or set KUBECONFIG"
+        )
+    try:
+        return KubeBackend.from_kubeconfig(path)
+    except Exception as exc:  # lightkube raises several kinds for a bad kubeconfig
+        where = f"--kubeconfig {path}" if path else "the in-cluster service account"
+        raise ServerConfigError(f"{where}: cannot load it ({type(exc).__name__}: {exc})") from None
+
+
 def serve(backend: Backend, host: str, port: int, token: str | None = None) -> None:
     import uvicorn
 

@@ -35,8 +35,10 @@ TOKEN_VOLUME = "ray-auth-token"
 AUTOSCALER_CONTAINER = "autoscaler"
 
 
-def token_secret_name(cluster: RayCluster) -> str:
-    return f"{cluster.name}-ray-token"
+def token_secret_name(cluster: RayCluster | str) -> str:
+    """The token Secret of a cluster (given as its spec or its name)."""
+    name = cluster if isinstance(cluster, str) else cluster.name
+    return f"{name}-ray-token"
 
 
 def token_secret(cluster: RayCluster, token: str, uid: str | None) -> Manifest:
@@ -58,12 +60,15 @@ def token_secret(cluster: RayCluster, token: str, uid: str | None) -> Manifest:
 def _with_token(pod: Manifest, cluster: RayCluster) -> Manifest:
     """Mount the token Secret and set Ray's token-auth env on every container of the pod
     (the Ray container and the autoscaler sidecar both talk to GCS)."""
+    return with_token(pod, token_secret_name(cluster))
+
+
+def with_token(pod: Manifest, secret_name: str) -> Manifest:
+    """Mount Secret ``secret_name`` (a cluster's token) and set Ray's token-auth env on every
+    container of ``pod`` (a pod or a pod template: anything with a ``spec``)."""
     spec = pod["spec"]
     spec.setdefault("volumes", []).append(
-        {
-            "name": TOKEN_VOLUME,
-            "secret": {"secretName": token_secret_name(cluster), "defaultMode": 0o400},
-        }
+        {"name": TOKEN_VOLUME, "secret": {"secretName": secret_name, "defaultMode": 0o400}}
     )
     env = [
         {"name": AUTH_MODE_ENV, "value": "token"},
@@ -292,4 +297,5 @@ __all__ = [
     "replica_name",
     "token_secret",
     "token_secret_name",
+    "with_token",
 ]

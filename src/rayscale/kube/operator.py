@@ -1,9 +1,13 @@
-"""``rayscale operator``: kopf watches RayClusters and their pods; handlers stay thin.
+"""``rayscale operator``: kopf watches RayClusters, their pods, RayJobs and their submitter
+Jobs; handlers stay thin.
 
-Every event only *triggers* :class:`ClusterReconciler` for its cluster (a RayCluster event by
-its name, a pod event by its ``ray.io/cluster`` label); the reconciler decides with the pure
-reconciler and coalesces bursts of events into passes, per cluster and concurrently across
-clusters. kopf runs standalone (no peering objects) and keeps no state on the objects.
+Every event only *triggers* a reconciler: :class:`ClusterReconciler` for a cluster (a
+RayCluster event by its name, a pod event by its ``ray.io/cluster`` label) and
+:class:`JobReconciler` for a RayJob (by its name, a submitter Job by its
+``ray.io/originated-from-cr-name`` label, a RayCluster event for the RayJobs waiting on it).
+The reconcilers decide with pure functions and coalesce bursts of events into passes, per
+object and concurrently across objects. kopf runs standalone (no peering objects) and keeps
+no state on the objects.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import yaml
 from lightkube import AsyncClient, KubeConfig
 
 from rayscale.builders.pods import CREATED_BY
+from rayscale.builders.rayjob import ORIGIN_CRD_LABEL, ORIGIN_NAME_LABEL
+from rayscale.kube.jobs import JobReconciler
 from rayscale.kube.reconciler import ClusterReconciler
 
 log = logging.getLogger("rayscale.kube.operator")
@@ -71,15 +77,28 @@ def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
         )
         memo.client = AsyncClient(config=config, field_manager=CREATED_BY)
         memo.reconciler = ClusterReconciler(memo.client)
+        memo.jobs = JobReconciler(memo.client)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.reconciler.close()
+        await memo.jobs.close()
         await memo.client.close()
 
     @kopf.on.event("ray.io", "v1", "rayclusters", registry=registry)
     async def cluster_event(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
         memo.reconciler.trigger(namespace or "default", name)
+        memo.jobs.cluster_changed(namespace or "default", name)
+
+    @kopf.on.event("ray.io", "v1", "rayjobs", registry=registry)
+    async def job_event(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+        memo.jobs.trigger(namespace or "default", name)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={ORIGIN_CRD_LABEL: "RayJob"}, registry=registry)
+    async def submitter_event(
+        labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+    ) -> None:
+        memo.jobs.trigger(namespace or "default", labels.get(ORIGIN_NAME_LABEL, ""))
 
     @kopf.on.event(
         "",

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
@@ -34,6 +34,7 @@ from rayscale.builders.operator import (
 )
 from rayscale.builders.pods import head_service
 from rayscale.builders.reconcile import ObservedPod, PodPhase, Reconciliation, reconcile
+from rayscale.kube.passes import KeyedPasses
 from rayscale.kube.resources import RayCluster, cluster_spec
 from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 from rayscale.spec import RayCluster as ClusterSpec
@@ -43,15 +44,16 @@ log = logging.getLogger("rayscale.kube.operator")
 
 MANAGED_BY_KUBERAY = "ray.io/kuberay-operator"
 COMPONENT = "rayscale-operator"
-Key = tuple[str, str]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class ClusterReconciler:
+class ClusterReconciler(KeyedPasses):
     """Reconciles RayClusters on demand (:meth:`trigger`), one pass at a time per cluster."""
+
+    kind = "RayCluster"
 
     def __init__(
         self,
@@ -60,61 +62,13 @@ class ClusterReconciler:
         token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         now: Callable[[], str] = _now,
     ) -> None:
+        super().__init__()
         self.client = client
         self._token = token
         self._now = now
-        self._tasks: dict[Key, asyncio.Task[None]] = {}
-        self._dirty: set[Key] = set()
         self._ensured: set[tuple[str, str, str]] = set()  # (cluster uid, kind, name)
         self._warned: dict[str, int] = {}  # cluster uid -> generation warned about
-        self.passes = 0
         self.retry_after = 5.0
-        self._closed = False
-
-    # -- scheduling --------------------------------------------------------------------------
-    def trigger(self, namespace: str, name: str) -> None:
-        if self._closed:
-            return
-        key = (namespace, name)
-        if key in self._tasks:
-            self._dirty.add(key)
-            return
-        self._tasks[key] = asyncio.ensure_future(self._run(key))
-
-    async def _run(self, key: Key) -> None:
-        try:
-            while True:
-                self._dirty.discard(key)
-                try:
-                    await self.reconcile(*key)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("reconciling RayCluster %s/%s failed; retrying", *key)
-                    await asyncio.sleep(1.0)
-                    self._dirty.add(key)
-                if key not in self._dirty:
-                    return
-        finally:
-            self._tasks.pop(key, None)
-
-    async def close(self) -> None:
-        """Cancel running passes (before the client they use is closed)."""
-        self._closed = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def idle(self) -> None:
-        """Wait until no pass is running (for tests and shutdown)."""
-        await self.idle_except(())
-
-    async def idle_except(self, keys: Iterable[Key]) -> None:
-        """Wait until no pass runs but those of ``keys`` (to show they block nothing)."""
-        skip = set(keys)
-        while tasks := [t for k, t in self._tasks.items() if k not in skip]:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- one pass ----------------------------------------------------------------------------
     async def reconcile(self, namespace: str, name: str) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+from lightkube.core import decoders
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models import meta_v1
 
 from rayscale.builders.crds import GROUP, VERSION
 from rayscale.spec import RayCluster as ClusterSpec
@@ -33,3 +36,17 @@ def cluster_spec(raw: Mapping[str, Any]) -> ClusterSpec:
         "spec": raw.get("spec") or {},
     }
     return parse_cluster(doc)
+
+
+def warm_decoders(kinds: Iterable[type]) -> None:
+    """Build the JSON decoders of these lightkube kinds (and of Status) now, in this thread.
+
+    msgspec (0.22, under lightkube 1.0) can crash the process with a segmentation fault when two
+    threads decode a kind for the first time at once: 8 threads decoding a Pod list crashed
+    30 times out of 30; 0 out of 20 once warmed. Call this before a thread pool (the API
+    server's) or a second thread (an operator beside a client) first decodes these kinds.
+    """
+    msgspec.json.Decoder(meta_v1.Status)
+    for kind in kinds:
+        decoders.decode_list(b'{"items": []}', kind)
+        msgspec.json.Decoder(kind)

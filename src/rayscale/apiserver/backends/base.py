@@ -1,10 +1,12 @@
-"""The interface every backend implements (local runtime today, Kubernetes later).
+"""The interface both backends implement: the local runtime (:mod:`.local`) and Kubernetes
+(:mod:`.kube`).
 
 Backends take and return the wire models of :mod:`rayscale.apiserver.models`, already
 validated; they raise :mod:`rayscale.apiserver.errors` for a missing (404), duplicate (409) or
-unacceptable (400) object. Calls may block (the app runs them in a thread pool). A Kubernetes
-backend maps templates to labelled ConfigMaps and clusters/jobs to RayCluster/RayJob CRs
-(see :func:`rayscale.apiserver.mapping.template_config_map` and ``ray_cluster``).
+unacceptable (400) object, and an UnavailableError (503) when what they stand on cannot be
+reached. Calls may block (the app runs them in a thread pool). The Kubernetes backend maps
+templates to labelled ConfigMaps and clusters/jobs to RayCluster/RayJob CRs (see
+:func:`rayscale.apiserver.mapping.template_config_map`, ``ray_cluster`` and ``ray_job``).
 """
 
 from __future__ import annotations

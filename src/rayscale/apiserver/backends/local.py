@@ -35,6 +35,7 @@ import yaml
 
 from rayscale import processes
 from rayscale.apiserver import errors, mapping
+from rayscale.apiserver.backends.common import CLUSTER_LABEL, check_namespace, selected_cluster
 from rayscale.apiserver.errors import invalid_field, not_found
 from rayscale.apiserver.models import (
     OUTPUT_ONLY_CLUSTER,
@@ -51,7 +52,6 @@ from rayscale.local import control, registry
 
 log = logging.getLogger("rayscale.apiserver")
 
-CLUSTER_LABEL = "ray.io/cluster"
 MAX_EVENTS = 100
 START_GRACE_S = 60.0  # a cluster with no registry record yet is "starting" this long
 WARNING_EVENTS = frozenset({"drain_refused", "boot_failed", "action_failed"})
@@ -74,15 +74,6 @@ def rfc3339(t: float | None) -> str | None:
 def local_name(namespace: str, name: str) -> str:
     """The local runtime keys clusters by name alone: other namespaces get a prefix."""
     return name if namespace == "default" else f"{namespace}--{name}"
-
-
-def check_namespace(body_namespace: str | None, namespace: str) -> None:
-    if body_namespace not in (None, "", namespace):
-        raise invalid_field(
-            "namespace",
-            f"the body says {body_namespace!r} but the path says {namespace!r}",
-            "make them equal or leave namespace out of the body",
-        )
 
 
 def encode_token(key: tuple[str, str]) -> str:
@@ -380,25 +371,7 @@ class LocalBackend:
     # -- jobs --
     def create_job(self, namespace: str, job: Job) -> Job:
         check_namespace(job.namespace, namespace)
-        if job.cluster_spec is not None:
-            raise invalid_field(
-                "clusterSpec",
-                "a job that creates its own cluster is not supported by the local backend",
-                "create the cluster first and name it in clusterSelector",
-            )
-        if CLUSTER_LABEL not in job.cluster_selector:
-            raise invalid_field(
-                "clusterSelector",
-                f"needs {CLUSTER_LABEL!r}: the cluster to run the job on",
-                'set clusterSelector: {"ray.io/cluster": "<cluster name>"}',
-            )
-        other = sorted(set(job.cluster_selector) - {CLUSTER_LABEL})
-        if other:
-            raise invalid_field(
-                f"clusterSelector.{other[0]}",
-                "unsupported selector key",
-                f"select the cluster by {CLUSTER_LABEL} only",
-            )
+        cluster = selected_cluster(job, self.name)
         for field, value in (
             ("entrypointNumCpus", job.entrypoint_num_cpus),
             ("entrypointNumGpus", job.entrypoint_num_gpus),
@@ -416,7 +389,6 @@ class LocalBackend:
             shlex.split(job.entrypoint)
         except ValueError as exc:
             raise invalid_field("entrypoint", f"cannot be split into arguments: {exc}") from None
-        cluster = job.cluster_selector[CLUSTER_LABEL]
         if self.store.get_cluster(namespace, cluster) is None:
             raise not_found("cluster", cluster, namespace, f"clusterSelector.{CLUSTER_LABEL}")
         jobs_dir = self.root / "jobs" / namespace
