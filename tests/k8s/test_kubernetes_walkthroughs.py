@@ -174,7 +174,8 @@ def test_the_detached_actor_walkthrough(dev: Dev) -> None:
     assert "Node status" in status, status
     head_name = head["metadata"]["name"]
     tail = dev.sh(f"kubectl logs {head_name} -n {ns} -c autoscaler | tail -n 20")
-    assert "Autoscaler status" in tail, tail
+    # The walkthrough's `tail -n 20` shows the end of the latest status block.
+    assert "Pending Demands:" in tail and "small-group: desired 0" in tail, tail
     full = dev.sh(f"kubectl logs {head_name} -n {ns} -c autoscaler")
     assert "launch:" in full and "delete:" in full, full[-3000:]
 
@@ -186,7 +187,7 @@ def test_the_detached_actor_walkthrough(dev: Dev) -> None:
 
 
 def test_request_resources_walkthrough(dev: Dev) -> None:
-    ns = _apply(dev, "autoscaler.min1")
+    ns = _apply(dev, "autoscaler-min1")
     _wait_workers(dev, ns, 1, "minReplicas 1 worker")
     request = "import ray; ray.init(); ray.autoscaler.sdk.request_resources(num_cpus={})"
     dev.rayscale_exec(ns, "python", "-c", repr(request.format(4)))
