@@ -40,7 +40,12 @@ from rayscale.devcluster.podenv import (
     materialise_volumes,
     resolve_env,
 )
-from rayscale.devcluster.raypods import RayClusters, cluster_key, is_ray_container
+from rayscale.devcluster.raypods import (
+    RayClusters,
+    cluster_key,
+    is_ray_container,
+    resolve_service_names,
+)
 from rayscale.local.kubelet import LOCAL_IP, rewrite_paths, rewrite_text
 from rayscale.processes import ManagedProcess
 
@@ -229,7 +234,8 @@ class PodWorker:
 
         def launch() -> ManagedProcess:
             full = self._with_ray_address(pod, env)
-            argv_now = resolve_command(rewrite_paths([expand(a, full) for a in argv], mounts))
+            argv_now = [self._resolve_names(pod, expand(a, full)) for a in argv]
+            argv_now = resolve_command(rewrite_paths(argv_now, mounts))
             environ = {**base_environ(self.ctx.marker), **full}
             _write_record(record, full, mounts, cwd)
             return spawner(argv_now, environ, cwd, log_path, name)()
@@ -237,9 +243,19 @@ class PodWorker:
         return Container(name, image, log_path, launch, restart_policy=policy)
 
     def _with_ray_address(self, pod: Manifest, env: Mapping[str, str]) -> dict[str, str]:
+        """The env of a Ray cluster's container: ``RAY_ADDRESS`` = its head's real GCS address
+        and the head service's names resolved (see :func:`.raypods.resolve_service_names`)."""
         key = cluster_key(pod)
         address = self.ctx.ray.head_address(key) if key is not None else None
-        return {**env, "RAY_ADDRESS": address} if address else dict(env)
+        if key is None or not address:
+            return dict(env)
+        resolved = {k: resolve_service_names(v, key, address) for k, v in env.items()}
+        return {**resolved, "RAY_ADDRESS": address}
+
+    def _resolve_names(self, pod: Manifest, text: str) -> str:
+        key = cluster_key(pod)
+        address = self.ctx.ray.head_address(key) if key is not None else None
+        return resolve_service_names(text, key, address) if key and address else text
 
     def _ray_container(
         self,
@@ -359,9 +375,7 @@ class PodWorker:
                 _condition("Ready", ready),
             ],
             "containerStatuses": statuses,
-            **({"message": self._config_error, "reason": "CreateContainerConfigError"}
-               if self._config_error else {}),
-        }  # fmt: skip
+        }
 
 
 def _phase(containers: list[Container], ray_failed: bool) -> str:
