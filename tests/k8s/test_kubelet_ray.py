@@ -8,6 +8,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,12 @@ def test_the_sample_cluster_runs_on_the_process_kubelet(
     doc = sample_cluster("autoscaler")
     doc["spec"]["workerGroupSpecs"][0].update(minReplicas=1, replicas=1)
     retry_not_found(lambda: kube.client.create(from_dict(doc), namespace=ns))
-
+    t0 = time.monotonic()
     head = wait_until(
         lambda: _one_ready(kube, ns, "head"), BOOT, "the head pod Running and Ready",
         detail=lambda: _describe(kube, ns), interval=1.0,
     )  # fmt: skip
+    head_s = time.monotonic() - t0
     states = {c.name: c for c in head.status.containerStatuses}
     assert set(states) == {"ray-head", "autoscaler"}
     assert all(c.ready and c.state.running is not None for c in states.values())
@@ -107,6 +109,10 @@ def test_the_sample_cluster_runs_on_the_process_kubelet(
         lambda: _one_ready(kube, ns, "worker"), BOOT, "the worker pod Running and Ready",
         detail=lambda: _describe(kube, ns), interval=1.0,
     )  # fmt: skip
+    worker_s = time.monotonic() - t0
+    print(
+        f"figures: RayCluster created -> head Ready {head_s:.1f} s, worker Ready {worker_s:.1f} s"
+    )
     done = subprocess.run(
         [sys.executable, "-c", CLIENT], env=env, capture_output=True, text=True, timeout=120
     )
@@ -124,8 +130,10 @@ def test_the_sample_cluster_runs_on_the_process_kubelet(
     assert head_log.strip(), "the Ray head's start log is served"
 
     kube.client.delete(RayCluster, NAME, namespace=ns)
+    t1 = time.monotonic()
     wait_until(
         lambda: not list(kube.client.list(Pod, namespace=ns)), 120, "every pod gone",
-        detail=lambda: _describe(kube, ns), interval=1.0,
+        detail=lambda: _describe(kube, ns), interval=0.2,
     )  # fmt: skip
+    print(f"figures: RayCluster deleted -> every pod gone {time.monotonic() - t1:.1f} s")
     assert not kubelet.leftovers()
