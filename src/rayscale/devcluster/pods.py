@@ -114,16 +114,13 @@ class PodWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    @property
-    def finished(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
-
     # -- the pass loop ---------------------------------------------------------------------
     def _run(self) -> None:
         try:
             while True:
                 with self._lock:
                     pod, gone = copy.deepcopy(self.pod), self.gone
+                    self._wake.clear()
                 if self._stopping:
                     self._stop_containers(pod)
                     return
@@ -138,7 +135,6 @@ class PodWorker:
                 except Exception:
                     log.exception("pod %s/%s: sync failed", self.namespace, self.name)
                 self._wake.wait(PASS_S)
-                self._wake.clear()
         except Exception:
             log.exception("pod %s/%s: worker failed", self.namespace, self.name)
             self._stop_containers(self.pod)
@@ -182,6 +178,11 @@ class PodWorker:
             env = self._env(pod, spec, mounts, sa_dir)
             containers[spec["name"]] = self._container(pod, spec, env, mounts, policy)
         self.containers = containers
+        skipped = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        if skipped:
+            message = f"init containers {skipped} not run: the process kubelet does not run them"
+            log.warning("pod %s/%s: %s", self.namespace, self.name, message)
+            self.ctx.api.event(pod, "Warning", "InitContainersSkipped", message)
 
     def _service_account(self, pod: Manifest) -> Path | None:
         if pod["spec"].get("automountServiceAccountToken") is False:
