@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+import psutil
 import pytest
 from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod, Secret
 
+from rayscale.builders.operator import operator_head_pod, token_secret
 from rayscale.devcluster import execrecord
 from rayscale.devcluster.kubelet import Kubelet
 from rayscale.kube.resources import RayCluster
+from rayscale.processes import find_leftovers
+from rayscale.spec import parse_cluster
 from rayscale.testing.controller_manager import ControllerManager
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster, sample_documents
@@ -137,3 +143,66 @@ def test_the_sample_cluster_runs_on_the_process_kubelet(
     )  # fmt: skip
     print(f"figures: RayCluster deleted -> every pod gone {time.monotonic() - t1:.1f} s")
     assert not kubelet.leftovers()
+
+
+def test_sigterm_to_the_kubelet_process_stops_its_ray_nodes(
+    kube: KubeSession, ns: str, controller_manager: ControllerManager, tmp_path: Path
+) -> None:
+    """A head pod (the operator's manifest, pinned to a kubelet run as a process): SIGTERM to
+    the kubelet stops the Ray node's whole process group and leaves nothing behind."""
+    doc = sample_cluster("autoscaler")
+    doc["spec"]["enableInTreeAutoscaling"] = False  # no sidecar, so no ServiceAccount needed
+    doc["spec"]["headGroupSpec"]["template"]["spec"].pop("volumes")
+    doc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0].pop("volumeMounts")
+    doc["metadata"]["namespace"] = ns
+    cluster = parse_cluster(doc)
+    secret = token_secret(cluster, "t0ken", None)
+    secret["metadata"].pop("ownerReferences")  # no RayCluster object in this test
+    kube.client.create(from_dict(secret), namespace=ns)
+    pod = operator_head_pod(cluster, None)
+    pod["metadata"].pop("generateName")
+    pod["metadata"].pop("ownerReferences")
+    pod["metadata"]["name"] = "pinned-head"
+    node = f"proc-{ns}"
+    pod["spec"]["nodeName"] = node
+
+    pki = kube.cluster.pki
+    state = tmp_path / "state"
+    argv = [
+        sys.executable, "-m", "rayscale.devcluster.kubelet", f"--kubeconfig={kube.kubeconfig}",
+        f"--node-name={node}", f"--state-dir={state}", f"--tls-cert-file={pki.kubelet_cert}",
+        f"--tls-private-key-file={pki.kubelet_key}", f"--client-ca-file={pki.ca_cert}",
+    ]  # fmt: skip
+    out = tmp_path / "kubelet.out"
+    with open(out, "wb") as stdout, open(tmp_path / "kubelet.err", "wb") as stderr:
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+    try:
+        wait_until(lambda: out.read_text().strip(), 60, "the kubelet's ready line")
+        kube.client.create(from_dict(pod), namespace=ns)
+
+        def ready_pid() -> int | None:
+            got = kube.client.get(Pod, "pinned-head", namespace=ns)
+            if not _ready(got):
+                return None
+            return int(got.status.containerStatuses[0].containerID.removeprefix("process://"))
+
+        pid = wait_until(ready_pid, BOOT, "the pinned head Ready", interval=1.0)
+        assert psutil.pid_exists(pid)
+        members = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pid]
+        assert len(members) > 2, "the Ray node's group: keeper, gcs_server, raylet, ..."
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0, (tmp_path / "kubelet.err").read_text()[-3000:]
+        assert not [m for m in members if psutil.pid_exists(m)]
+        assert not find_leftovers(markers=[str(state)])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    kube.client.delete(Pod, "pinned-head", namespace=ns, grace_period=0)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
