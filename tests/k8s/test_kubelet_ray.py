@@ -206,3 +206,59 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+def test_the_sidecar_scales_the_sample_on_the_process_kubelet(
+    kube: KubeSession,
+    ns: str,
+    operator: kopf.Memo,
+    controller_manager: ControllerManager,
+    kubelet: Kubelet,
+) -> None:
+    """The detached-actor walkthrough's core: a detached actor (run with the head container's
+    exec record, as ``rayscale exec --kubernetes`` will) makes the sidecar ask for a worker,
+    the operator creates its pod and the kubelet runs it; killing the actor lets it go."""
+    config_map = next(d for d in sample_documents("autoscaler") if d["kind"] == "ConfigMap")
+    kube.client.create(from_dict(config_map), namespace=ns)
+    doc = sample_cluster("autoscaler")
+    doc["spec"]["autoscalerOptions"]["idleTimeoutSeconds"] = 5
+    retry_not_found(lambda: kube.client.create(from_dict(doc), namespace=ns))
+    head = wait_until(
+        lambda: _one_ready(kube, ns, "head"), BOOT, "the head pod Ready",
+        detail=lambda: _describe(kube, ns), interval=1.0,
+    )  # fmt: skip
+    record = execrecord.read_record(
+        execrecord.record_path(kubelet.state_dir, ns, head.metadata.name, "ray-head")
+    )
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "PYTHONPATH") if k in os.environ}
+
+    def run(script: str) -> None:
+        argv = record.argv([sys.executable, f"/home/ray/samples/{script}", "actor1"])
+        done = subprocess.run(
+            argv, env={**base, **record.env}, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    def desired() -> int:
+        raw = kube.client.get(RayCluster, NAME, namespace=ns)
+        return int((raw.get("status") or {}).get("desiredWorkerReplicas", -1))
+
+    t0 = time.monotonic()
+    run("detached_actor.py")
+    wait_until(
+        lambda: _one_ready(kube, ns, "worker"), BOOT, "a worker pod Ready for the actor",
+        detail=lambda: _describe(kube, ns), interval=0.5,
+    )  # fmt: skip
+    print(f"figures: detached actor -> worker pod Ready {time.monotonic() - t0:.1f} s")
+    wait_until(lambda: desired() == 1, 30, "desiredWorkerReplicas 1", detail=lambda: str(desired()))
+    run("terminate_detached_actor.py")
+    t1 = time.monotonic()
+    wait_until(
+        lambda: not _pods(kube, ns, "worker"), 120, "the idle worker pod gone",
+        detail=lambda: _describe(kube, ns), interval=0.5,
+    )  # fmt: skip
+    print(f"figures: actor killed -> worker pod gone {time.monotonic() - t1:.1f} s (idle 5 s)")
+    log = kubectl(kube, "logs", head.metadata.name, "-c", "autoscaler", "-n", ns, "--tail=200")
+    assert "small-group" in log
+    kube.client.delete(RayCluster, NAME, namespace=ns)
+    wait_until(lambda: not list(kube.client.list(Pod, namespace=ns)), 120, "every pod gone")
