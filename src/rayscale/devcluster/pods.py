@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class PodWorker:
     _thread: threading.Thread | None = None
     _reported: dict[str, Any] | None = None
     _config_error: str = ""
+    _transitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (status, at)
     _stopping: bool = False
 
     @property
@@ -165,6 +166,10 @@ class PodWorker:
         self._start_due(pod)
         for container in self.containers.values():
             container.poll()
+        if _ray_failed(self.containers.values()):  # the pod is Failed: stop its other containers
+            for container in self.containers.values():
+                if container.running:
+                    container.stop(5.0)
         self._report(pod)
 
     # -- creating containers ---------------------------------------------------------------
@@ -337,10 +342,17 @@ class PodWorker:
         if status == self._reported:
             return
         stamp = now()
+        for cond in status["conditions"]:
+            seen = self._transitions.get(cond["type"])
+            if seen is None or seen[0] != cond["status"]:
+                self._transitions[cond["type"]] = (cond["status"], stamp)
         sent = {
             **status,
             "startTime": self.pod.get("status", {}).get("startTime") or stamp,
-            "conditions": [{**c, "lastTransitionTime": stamp} for c in status["conditions"]],
+            "conditions": [
+                {**c, "lastTransitionTime": self._transitions[c["type"]][1]}
+                for c in status["conditions"]
+            ],
         }
         try:
             self.ctx.api.patch_status(self.namespace, self.name, sent)
@@ -354,13 +366,7 @@ class PodWorker:
         statuses = [c.status() for c in containers]
         if not containers:
             statuses = [_waiting(c, self._config_error) for c in pod["spec"]["containers"]]
-        ray_failed = any(c.stopper is not None and c.done for c in containers)
-        if ray_failed:
-            for c in containers:
-                if c.running:
-                    c.stop(5.0)
-            statuses = [c.status() for c in containers]
-        phase = _phase(containers, ray_failed)
+        phase = _phase(containers, _ray_failed(containers))
         ready = phase == "Running" and all(c.ready for c in containers)
         started = bool(containers) and all(c.process is not None for c in containers)
         return {
@@ -377,6 +383,12 @@ class PodWorker:
             ],
             "containerStatuses": statuses,
         }
+
+
+def _ray_failed(containers: Iterable[Container]) -> bool:
+    """A Ray container exited (or could not start): its pod is Failed, for the operator to
+    replace (Ray containers are not restarted in place)."""
+    return any(c.stopper is not None and c.done for c in containers)
 
 
 def _phase(containers: list[Container], ray_failed: bool) -> str:
