@@ -187,6 +187,8 @@ def test_sigterm_to_the_kubelet_process_stops_its_ray_nodes(
             return int(got.status.containerStatuses[0].containerID.removeprefix("process://"))
 
         pid = wait_until(ready_pid, BOOT, "the pinned head Ready", interval=1.0)
+        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        print(f"figures: kubelet process RSS with one Ray head pod running {rss:.0f} MB")
         assert psutil.pid_exists(pid)
         members = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pid]
         assert len(members) > 2, "the Ray node's group: keeper, gcs_server, raylet, ..."
