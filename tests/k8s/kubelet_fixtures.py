@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -69,4 +68,4 @@ def pid_of(container_id: str) -> int:
     return int(container_id.removeprefix("process://"))
 
 
-__all__ = ["Path", "controller_manager", "kubectl", "kubelet", "pid_of"]
+__all__ = ["controller_manager", "kubectl", "kubelet", "pid_of"]

@@ -4,6 +4,7 @@ service-account tokens through the TokenRequest API)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -58,8 +59,6 @@ class ApiServer:
         url = urlsplit(config.cluster.server)
         cluster = config.cluster
         if cluster.certificate_auth_data:
-            import base64
-
             ca = base64.b64decode(cluster.certificate_auth_data)
         elif cluster.certificate_auth:
             ca = Path(config.abs_file(cluster.certificate_auth)).read_bytes()
@@ -86,6 +85,7 @@ class KubeletApi:
         self.server = ApiServer.of(single)
         self.node_name = node_name
         self.client = Client(config=config, field_manager=FIELD_MANAGER)
+        self._ready_since = now()
 
     def close(self) -> None:
         self.client.close()
@@ -128,7 +128,7 @@ class KubeletApi:
                     "reason": "KubeletReady",
                     "message": "rayscale process kubelet is posting ready status",
                     "lastHeartbeatTime": stamp,
-                    "lastTransitionTime": stamp,
+                    "lastTransitionTime": self._ready_since,
                 }
             ],
             "addresses": [

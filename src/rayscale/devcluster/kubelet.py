@@ -194,7 +194,7 @@ class Kubelet:
             seen.add(pod["metadata"]["uid"])
             self._event("MODIFIED", pod)
         with self._lock:
-            missing = [w for uid, w in self.workers.items() if uid not in seen]
+            missing = [self.workers.pop(uid) for uid in list(self.workers) if uid not in seen]
         for worker in missing:
             worker.update(None)
 
@@ -206,7 +206,7 @@ class Kubelet:
         node = spec.get("nodeName")
         if op == "DELETED":
             with self._lock:
-                worker = self.workers.get(uid)
+                worker = self.workers.pop(uid, None)
             if worker is not None:
                 worker.update(None)
             return

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,12 @@ from rayscale.devcluster.podenv import (
     materialise_volumes,
     resolve_env,
 )
-from rayscale.devcluster.raypods import RayClusters, cluster_key, is_ray_container
+from rayscale.devcluster.raypods import (
+    RayClusters,
+    cluster_key,
+    is_ray_container,
+    resolve_service_names,
+)
 from rayscale.local.kubelet import LOCAL_IP, rewrite_paths, rewrite_text
 from rayscale.processes import ManagedProcess
 
@@ -74,6 +79,7 @@ class PodWorker:
     _thread: threading.Thread | None = None
     _reported: dict[str, Any] | None = None
     _config_error: str = ""
+    _transitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (status, at)
     _stopping: bool = False
 
     @property
@@ -109,16 +115,13 @@ class PodWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    @property
-    def finished(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
-
     # -- the pass loop ---------------------------------------------------------------------
     def _run(self) -> None:
         try:
             while True:
                 with self._lock:
                     pod, gone = copy.deepcopy(self.pod), self.gone
+                    self._wake.clear()
                 if self._stopping:
                     self._stop_containers(pod)
                     return
@@ -133,7 +136,6 @@ class PodWorker:
                 except Exception:
                     log.exception("pod %s/%s: sync failed", self.namespace, self.name)
                 self._wake.wait(PASS_S)
-                self._wake.clear()
         except Exception:
             log.exception("pod %s/%s: worker failed", self.namespace, self.name)
             self._stop_containers(self.pod)
@@ -164,6 +166,10 @@ class PodWorker:
         self._start_due(pod)
         for container in self.containers.values():
             container.poll()
+        if _ray_failed(self.containers.values()):  # the pod is Failed: stop its other containers
+            for container in self.containers.values():
+                if container.running:
+                    container.stop(5.0)
         self._report(pod)
 
     # -- creating containers ---------------------------------------------------------------
@@ -177,6 +183,11 @@ class PodWorker:
             env = self._env(pod, spec, mounts, sa_dir)
             containers[spec["name"]] = self._container(pod, spec, env, mounts, policy)
         self.containers = containers
+        skipped = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        if skipped:
+            message = f"init containers {skipped} not run: the process kubelet does not run them"
+            log.warning("pod %s/%s: %s", self.namespace, self.name, message)
+            self.ctx.api.event(pod, "Warning", "InitContainersSkipped", message)
 
     def _service_account(self, pod: Manifest) -> Path | None:
         if pod["spec"].get("automountServiceAccountToken") is False:
@@ -229,7 +240,8 @@ class PodWorker:
 
         def launch() -> ManagedProcess:
             full = self._with_ray_address(pod, env)
-            argv_now = resolve_command(rewrite_paths([expand(a, full) for a in argv], mounts))
+            argv_now = [self._resolve_names(pod, expand(a, full)) for a in argv]
+            argv_now = resolve_command(rewrite_paths(argv_now, mounts))
             environ = {**base_environ(self.ctx.marker), **full}
             _write_record(record, full, mounts, cwd)
             return spawner(argv_now, environ, cwd, log_path, name)()
@@ -237,9 +249,19 @@ class PodWorker:
         return Container(name, image, log_path, launch, restart_policy=policy)
 
     def _with_ray_address(self, pod: Manifest, env: Mapping[str, str]) -> dict[str, str]:
+        """The env of a Ray cluster's container: ``RAY_ADDRESS`` = its head's real GCS address
+        and the head service's names resolved (see :func:`.raypods.resolve_service_names`)."""
         key = cluster_key(pod)
         address = self.ctx.ray.head_address(key) if key is not None else None
-        return {**env, "RAY_ADDRESS": address} if address else dict(env)
+        if key is None or not address:
+            return dict(env)
+        resolved = {k: resolve_service_names(v, key, address) for k, v in env.items()}
+        return {**resolved, "RAY_ADDRESS": address}
+
+    def _resolve_names(self, pod: Manifest, text: str) -> str:
+        key = cluster_key(pod)
+        address = self.ctx.ray.head_address(key) if key is not None else None
+        return resolve_service_names(text, key, address) if key and address else text
 
     def _ray_container(
         self,
@@ -320,10 +342,17 @@ class PodWorker:
         if status == self._reported:
             return
         stamp = now()
+        for cond in status["conditions"]:
+            seen = self._transitions.get(cond["type"])
+            if seen is None or seen[0] != cond["status"]:
+                self._transitions[cond["type"]] = (cond["status"], stamp)
         sent = {
             **status,
             "startTime": self.pod.get("status", {}).get("startTime") or stamp,
-            "conditions": [{**c, "lastTransitionTime": stamp} for c in status["conditions"]],
+            "conditions": [
+                {**c, "lastTransitionTime": self._transitions[c["type"]][1]}
+                for c in status["conditions"]
+            ],
         }
         try:
             self.ctx.api.patch_status(self.namespace, self.name, sent)
@@ -337,13 +366,7 @@ class PodWorker:
         statuses = [c.status() for c in containers]
         if not containers:
             statuses = [_waiting(c, self._config_error) for c in pod["spec"]["containers"]]
-        ray_failed = any(c.stopper is not None and c.done for c in containers)
-        if ray_failed:
-            for c in containers:
-                if c.running:
-                    c.stop(5.0)
-            statuses = [c.status() for c in containers]
-        phase = _phase(containers, ray_failed)
+        phase = _phase(containers, _ray_failed(containers))
         ready = phase == "Running" and all(c.ready for c in containers)
         started = bool(containers) and all(c.process is not None for c in containers)
         return {
@@ -359,9 +382,13 @@ class PodWorker:
                 _condition("Ready", ready),
             ],
             "containerStatuses": statuses,
-            **({"message": self._config_error, "reason": "CreateContainerConfigError"}
-               if self._config_error else {}),
-        }  # fmt: skip
+        }
+
+
+def _ray_failed(containers: Iterable[Container]) -> bool:
+    """A Ray container exited (or could not start): its pod is Failed, for the operator to
+    replace (Ray containers are not restarted in place)."""
+    return any(c.stopper is not None and c.done for c in containers)
 
 
 def _phase(containers: list[Container], ray_failed: bool) -> str:

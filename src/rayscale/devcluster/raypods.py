@@ -14,6 +14,7 @@ address.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +51,20 @@ def cluster_key(pod: Manifest) -> ClusterKey | None:
     """(namespace, cluster) of a Ray cluster's pod, from its ``ray.io/cluster`` label."""
     name = (pod["metadata"].get("labels") or {}).get(CLUSTER_LABEL)
     return (pod["metadata"].get("namespace", "default"), name) if name else None
+
+
+def resolve_service_names(text: str, key: ClusterKey, gcs_address: str) -> str:
+    """Replace the cluster's head service names in ``text`` (``<cluster>-head-svc``, optionally
+    with ``.<ns>``, ``.svc``, ``.cluster.local``): with the GCS port (6379) by the head's real
+    GCS address, else by 127.0.0.1 (every pod's address here). There is no cluster DNS."""
+    namespace, cluster = key
+    host = (
+        r"(?<![\w.-])"
+        + re.escape(f"{cluster}-head-svc")
+        + rf"(?:\.{re.escape(namespace)}(?:\.svc(?:\.cluster\.local)?)?)?(?![\w.-])"
+    )
+    text = re.sub(host.replace(r"(?![\w.-])", "") + r":6379(?!\d)", gcs_address, text)
+    return re.sub(host, kubelet.LOCAL_IP, text)
 
 
 class RayClusters:
