@@ -20,6 +20,7 @@ import pytest
 from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod, Secret
 
+from rayscale import processes
 from rayscale.builders.operator import operator_head_pod, token_secret
 from rayscale.devcluster import execrecord
 from rayscale.devcluster.kubelet import Kubelet
@@ -194,7 +195,8 @@ def test_sigterm_to_the_kubelet_process_stops_its_ray_nodes(
         assert len(members) > 2, "the Ray node's group: keeper, gcs_server, raylet, ..."
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(90) == 0, (tmp_path / "kubelet.err").read_text()[-3000:]
-        assert not [m for m in members if psutil.pid_exists(m)]
+        # Zombies (already dead, not yet reaped by their new parent) do not count.
+        assert not processes.group_members(pid), [p.pid for p in processes.group_members(pid)]
         assert not find_leftovers(markers=[str(state)])
     finally:
         if proc.poll() is None:
