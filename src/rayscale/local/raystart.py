@@ -47,28 +47,51 @@ def _unique_names(tag: str) -> None:
     Node._make_inc_temp = tagged  # type: ignore[method-assign]
 
 
-def _stub_dashboard_agent() -> None:
-    """Have the raylet start :mod:`rayscale.local.agentstub` instead of the dashboard agent."""
+# The raylet's flag holding each agent's command -> (our stub, the real agent's arguments the
+# stub needs).
+STUBS = {
+    "dashboard": ("--dashboard_agent_command=", "agentstub.py", ("--node-id=", "--session-dir=")),
+    "runtime-env": (
+        "--runtime_env_agent_command=",
+        "runtimeenvstub.py",
+        ("--node-id=", "--session-dir=", "--node-ip-address=", "--runtime-env-agent-port="),
+    ),
+}
+
+# ``ray.scripts.scripts`` adds these subcommand groups when it can import them (``ray list``,
+# ``ray job``, ``ray serve``; it skips any that fail to import). ``ray start`` never uses them,
+# and importing them (Serve, FastAPI, NumPy, aiohttp...) was about 0.7 of the CLI's 1.0 CPU-s
+# per node boot.
+UNUSED_CLI_MODULES = (
+    "ray.serve.scripts",
+    "ray.dashboard.modules.job.cli",
+    "ray.util.state.state_cli",
+)
+
+
+def _stub_agents(kinds: Sequence[str]) -> None:
+    """Have the raylet start our stubs (``STUBS``) in place of the agents named in ``kinds``."""
     from ray._private import ray_constants, services
 
     original = services.start_ray_process
-    stub = str(Path(__file__).with_name("agentstub.py"))
-    flag = "--dashboard_agent_command="
+    stubs = [STUBS[k] for k in kinds]
 
     def start(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            command = [_replace_agent(a, flag, stub) for a in command]
+            for flag, stub, keep in stubs:
+                command = [_replace_agent(a, flag, stub, keep) for a in command]
         return original(command, process_type, *args, **kwargs)
 
     services.start_ray_process = start
 
 
-def _replace_agent(arg: str, flag: str, stub: str) -> str:
+def _replace_agent(arg: str, flag: str, stub: str, keep: Sequence[str]) -> str:
     if not arg.startswith(flag):
         return arg
     real = shlex.split(arg[len(flag) :])
-    keep = [a for a in real if a.startswith(("--node-id=", "--session-dir="))]
-    return str(flag + subprocess.list2cmdline([sys.executable, "-S", "-I", stub, *keep]))
+    kept = [a for a in real if a.startswith(tuple(keep))]
+    path = str(Path(__file__).with_name(stub))
+    return str(flag + subprocess.list2cmdline([sys.executable, "-S", "-I", path, *kept]))
 
 
 def _kind(cmdline: Sequence[str]) -> str:
@@ -80,6 +103,8 @@ def _kind(cmdline: Sequence[str]) -> str:
 
 
 def _run_ray_start(args: Sequence[str]) -> int:
+    for name in UNUSED_CLI_MODULES:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes ``import name`` fail
     from ray.scripts.scripts import main as ray_main
 
     sys.argv = ["ray", *args]
@@ -93,7 +118,11 @@ def _run_ray_start(args: Sequence[str]) -> int:
     return 0
 
 
-USAGE = "usage: python -I raystart.py --tag=TAG [--no-dashboard-agent] -- start ARGS..."
+USAGE = (
+    "usage: python -I raystart.py --tag=TAG [--no-dashboard-agent] [--no-runtime-env-agent]"
+    " -- start ARGS..."
+)
+FLAGS = {"--no-dashboard-agent": "dashboard", "--no-runtime-env-agent": "runtime-env"}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -103,13 +132,14 @@ def main(argv: Sequence[str]) -> int:
     split = list(argv).index("--")
     own, ray_args = argv[:split], argv[split + 1 :]
     tags = [a.removeprefix("--tag=") for a in own if a.startswith("--tag=")]
-    unknown = [a for a in own if not a.startswith("--tag=") and a != "--no-dashboard-agent"]
+    unknown = [a for a in own if not a.startswith("--tag=") and a not in FLAGS]
     if len(tags) != 1 or unknown or not ray_args or "--block" in ray_args:
         print(f"{USAGE}\n(do not pass --block: the keeper blocks)", file=sys.stderr)
         return 2
     _unique_names(tags[0])
-    if "--no-dashboard-agent" in own:
-        _stub_dashboard_agent()
+    stubbed = [kind for flag, kind in FLAGS.items() if flag in own]
+    if stubbed:
+        _stub_agents(stubbed)
     code = _run_ray_start(ray_args)
     keeper = str(Path(__file__).with_name("nodekeeper.py"))
     sys.stdout.flush()
