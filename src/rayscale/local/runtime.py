@@ -83,6 +83,7 @@ class LocalRuntime:
             env={registry.MARKER_ENV: self.marker} if self.marker else None,
             extra_args=local.extra_args,
             timeout=self.head_timeout_s,
+            runtime_env_agent=cluster.runtime_env_agent,
         )
         try:
             self.ray.node_env.update({k: v for k, v in env.items() if k.startswith("RAY_CLUSTER")})
