@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def get_or_create(body: bytes) -> bytes:
     if unsupported:
         return message((1, STATUS_FAILED), (2, UNSUPPORTED.format(fields=", ".join(unsupported))))
     env_vars = env.get("env_vars") or {}
-    context = {  # ray._private.runtime_env.context.RuntimeEnvContext, serialized
+    context: dict[str, object] = {  # ray._private.runtime_env.context.RuntimeEnvContext, serialized
         "command_prefix": [],
         "env_vars": {str(k): str(v) for k, v in env_vars.items()},
         "py_executable": sys.executable,
@@ -130,10 +130,20 @@ def get_or_create(body: bytes) -> bytes:
     return message((1, STATUS_OK), (3, json.dumps(context)))
 
 
-REPLIES = {
+def delete_if_possible(body: bytes) -> bytes:
+    """``DeleteRuntimeEnvIfPossibleReply``: ok (nothing was created)."""
+    return message((1, STATUS_OK))
+
+
+def envs_info(body: bytes) -> bytes:
+    """``GetRuntimeEnvsInfoReply``: no runtime envs, total 0 (all fields default)."""
+    return b""
+
+
+REPLIES: dict[str, Callable[[bytes], bytes]] = {
     "/get_or_create_runtime_env": get_or_create,
-    "/delete_runtime_env_if_possible": lambda body: message((1, STATUS_OK)),
-    "/get_runtime_envs_info": lambda body: b"",  # no runtime envs; total 0
+    "/delete_runtime_env_if_possible": delete_if_possible,
+    "/get_runtime_envs_info": envs_info,
 }
 
 
