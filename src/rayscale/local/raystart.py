@@ -1,4 +1,4 @@
-"""``python -I raystart.py --tag=T -- start ARGS...``: ``ray start``, then a tiny keeper.
+"""``python -I raystart.py --tag=T [--no-*-agent] -- start ARGS...``: ``ray start``, then a keeper.
 
 Run by path with ``-I`` (it imports only the stdlib, Ray and psutil), so it works whatever
 ``sys.path`` the caller had.
@@ -16,6 +16,15 @@ Why not ``ray start --block``:
   130 MB RSS) alive for the node's lifetime only to watch its children. Here the same process
   runs ``ray start`` without ``--block`` and then ``exec``s a stdlib-only keeper (about 8 MB)
   under the same pid, so its process group, log file and pid stay what the caller spawned.
+
+- **CPU.** A node boot on a 2-core machine is CPU-bound, so its CPU time decides how many
+  nodes boot at once in a given time. ``ray start`` imports ``ray.scripts.scripts``, which adds
+  the ``ray list``/``ray job``/``ray serve`` command groups if it can import them (Serve,
+  FastAPI, NumPy...): 0.7 of its 1.0 CPU-s. They are marked unimportable here
+  (``UNUSED_CLI_MODULES``; ``ray start`` never uses them, and Ray skips a group that fails to
+  import). ``--no-dashboard-agent`` and ``--no-runtime-env-agent`` make the raylet start
+  stdlib stand-ins for those agents (:mod:`rayscale.local.agentstub`,
+  :mod:`rayscale.local.runtimeenvstub`) by rewriting its ``--*_agent_command`` flags.
 
 The keeper (:mod:`rayscale.local.nodekeeper`) watches the processes ``ray start`` left
 running (the raylet; on a head also GCS, the API server, the client server, the log monitor).
