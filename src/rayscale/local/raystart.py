@@ -94,6 +94,19 @@ def _stub_agents(kinds: Sequence[str]) -> None:
     services.start_ray_process = start
 
 
+def _skip_dashboard_deps_probe() -> None:
+    """On a worker whose dashboard agent is stubbed, skip Ray's probe of the dashboard's
+    optional dependencies (it imports aiohttp, OpenTelemetry, pydantic...: about 0.15 CPU-s).
+
+    On a worker node ``ray start`` calls the probe once, in ``services.start_raylet``, only to
+    add ``--minimal`` to the dashboard agent's command, which the stub replaces. (A head
+    calls it for the API server too, so heads keep the probe.)
+    """
+    from ray._private import utils
+
+    utils.get_dashboard_dependency_error = lambda: None
+
+
 def _replace_agent(arg: str, flag: str, stub: str, keep: Sequence[str]) -> str:
     if not arg.startswith(flag):
         return arg
@@ -149,6 +162,8 @@ def main(argv: Sequence[str]) -> int:
     stubbed = [kind for flag, kind in FLAGS.items() if flag in own]
     if stubbed:
         _stub_agents(stubbed)
+    if "dashboard" in stubbed and "--head" not in ray_args:
+        _skip_dashboard_deps_probe()
     code = _run_ray_start(ray_args)
     keeper = str(Path(__file__).with_name("nodekeeper.py"))
     sys.stdout.flush()
