@@ -19,14 +19,14 @@ Each cluster gets
 
 Measured on the 2-core development machine (``python -m rayscale.bench.boots 1,3,6,10``):
 - head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 3.3-6.2 s,
-  about 450 MB RSS (keeper 10, gcs_server 42, raylet 27, minimal API server 115, ray client
-  server 87, log monitor 77, dashboard agent stub 10, runtime-env agent 80); with
+  about 390 MB RSS (keeper 10, gcs_server 42, raylet 27, minimal API server 115, ray client
+  server 88, log monitor 78, dashboard agent stub 10, runtime-env agent stub 20); with
   ``ray start --block`` and the real agent it was about 680 MB;
 - worker: about 67 MB RSS for its process group before any Ray worker process runs a task
   (keeper 10, raylet 27, dashboard agent stub 10, runtime-env agent stub 20), was 360 MB
   (``ray start --block`` CLI 133, raylet 28, dashboard agent 119, runtime-env agent 80); about
-  0.6 CPU-s to boot (0.4 of it ``import ray`` in ``ray start``), was 1.5;
-- N workers started at once -> all in GCS: N=1 0.8 s, 6: 2.3-4.1 s, no failed boot (with
+  0.5 CPU-s to boot (0.3 of it ``import ray`` in ``ray start``), was 1.5;
+- N workers started at once -> all in GCS: N=1 0.5 s, 6: 1.9-2.6 s, no failed boot (with
   Ray's ports: 2 of 3, 5 of 6 and 8 of 10 failed). The CPU is the limit (see above);
 - SIGTERM -> group gone: under 1 s for an idle worker or a lone head.
 
