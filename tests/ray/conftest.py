@@ -42,6 +42,8 @@ RAY_PROCESS_HINTS = (
     "raystart.py",
     "nodekeeper.py",
     "agentstub.py",
+    "runtimeenvstub.py",
+    "ray/_private/runtime_env/agent/main.py",
     "ray::",
     "ray/dashboard/",
     "ray/_private/log_monitor.py",

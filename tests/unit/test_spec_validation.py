@@ -340,6 +340,12 @@ RULES: list[tuple[str, list[Any], str, str]] = [
         "must be a string",
     ),
     ("spec-is-a-list", [(("spec",), [])], "spec", "must be a mapping"),
+    (
+        "runtime-env-agent-annotation-not-a-boolean",
+        [(("metadata", "annotations"), {"rayscale.io/runtime-env-agent": "yes"})],
+        'metadata.annotations["rayscale.io/runtime-env-agent"]',
+        'must be "true"',
+    ),
 ]
 
 
@@ -396,6 +402,10 @@ ALLOWED = [
     ("valid-labels", [((*W0, "labels"), {"ray.io/zone": "us-east-1a", "tier": ""})]),
     ("managed-by-kueue", [(("spec", "managedBy"), "kueue.x-k8s.io/multikueue")]),
     ("no-worker-groups", [(("spec", "workerGroupSpecs"), [])]),
+    (
+        "runtime-env-agent-on",
+        [(("metadata", "annotations"), {"rayscale.io/runtime-env-agent": "true"})],
+    ),
 ]
 
 
@@ -560,3 +570,12 @@ def test_validate_false_checks_types_only(spec_doc: dict[str, Any], spec_edit: E
 def test_problem_str() -> None:
     problem = Problem("spec.x", "is wrong", "set it right", line=3)
     assert str(problem) == "spec.x (line 3): is wrong. Fix: set it right"
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, False), ("false", False), ("true", True)])
+def test_runtime_env_agent_annotation(
+    spec_doc: dict[str, Any], spec_edit: Edit, value: str | None, on: bool
+) -> None:
+    annotations = {} if value is None else {"rayscale.io/runtime-env-agent": value}
+    cluster = parse_cluster(spec_edit(spec_doc, [(("metadata", "annotations"), annotations)]))
+    assert cluster.runtime_env_agent is on

@@ -34,6 +34,7 @@ PROCESS_KINDS = (
     ("ray.util.client.server", "ray client server"),
     ("nodekeeper.py", "node keeper"),
     ("agentstub.py", "dashboard agent stub"),
+    ("runtimeenvstub.py", "runtime-env agent stub"),
     ("raystart.py", "ray start launcher"),
     (" start ", "ray start CLI"),
 )

@@ -19,15 +19,15 @@ Each cluster gets
 
 Measured on the 2-core development machine (``python -m rayscale.bench.boots 1,3,6,10``):
 - head (``--num-cpus=0``, no dashboard UI, no monitor) spawn -> GCS answers: 3.3-6.2 s,
-  about 450 MB RSS (keeper 10, gcs_server 42, raylet 27, minimal API server 115, ray client
-  server 87, log monitor 77, dashboard agent stub 10, runtime-env agent 80); with
+  about 390 MB RSS (keeper 10, gcs_server 42, raylet 27, minimal API server 115, ray client
+  server 88, log monitor 78, dashboard agent stub 10, runtime-env agent stub 20); with
   ``ray start --block`` and the real agent it was about 680 MB;
-- worker: about 126 MB RSS for its process group before any Ray worker process runs a task
-  (keeper 10, raylet 27, dashboard agent stub 10, runtime-env agent 80), was 360 MB
-  (``ray start --block`` CLI 133, raylet 28, dashboard agent 119, runtime-env agent 80);
-- N workers started at once -> all in GCS: N=1 2.1 s, 3: 3.4 s, 6: 5.5 s, 10: 9.1 s, no
-  failed boot (before: 2 of 3, 5 of 6 and 8 of 10 failed). The CPU is the limit: booting
-  costs about 1 s of CPU per node (Python imports of ``ray start`` and the runtime-env agent);
+- worker: about 67 MB RSS for its process group before any Ray worker process runs a task
+  (keeper 10, raylet 27, dashboard agent stub 10, runtime-env agent stub 20), was 360 MB
+  (``ray start --block`` CLI 133, raylet 28, dashboard agent 119, runtime-env agent 80); about
+  0.5 CPU-s to boot (0.3 of it ``import ray`` in ``ray start``), was 1.5;
+- N workers started at once -> all in GCS: N=1 0.5 s, 6: 1.9-2.6 s, no failed boot (with
+  Ray's ports: 2 of 3, 5 of 6 and 8 of 10 failed). The CPU is the limit (see above);
 - SIGTERM -> group gone: under 1 s for an idle worker or a lone head.
 
 Dashboard choice: ``--include-dashboard=true`` starts nine dashboard module subprocesses
@@ -271,16 +271,20 @@ def find_ray_executable() -> str:
     )
 
 
-def launcher_argv(ray_executable: str, tag: str, dashboard_agent: bool = False) -> list[str]:
+def launcher_argv(
+    ray_executable: str, tag: str, dashboard_agent: bool = False, runtime_env_agent: bool = False
+) -> list[str]:
     """The command that starts one node: :mod:`rayscale.local.raystart` with the Python of
     ``ray_executable``'s environment (its ``ray start`` arguments follow). Without
-    ``dashboard_agent`` the node runs :mod:`rayscale.local.agentstub` in its place."""
+    ``dashboard_agent`` the node runs :mod:`rayscale.local.agentstub` in its place, without
+    ``runtime_env_agent`` :mod:`rayscale.local.runtimeenvstub`."""
     python = Path(ray_executable).parent / "python"
     if not (python.is_file() and os.access(python, os.X_OK)):
         python = Path(sys.executable)
     if not Path(ray_executable).is_file():
         raise RayNotFoundError(f"cannot run {ray_executable!r}: not found")
     lean = [] if dashboard_agent else ["--no-dashboard-agent"]
+    lean += [] if runtime_env_agent else ["--no-runtime-env-agent"]
     return [str(python), "-I", str(LAUNCHER), f"--tag={tag}", *lean, "--", "start"]
 
 
@@ -361,6 +365,9 @@ class LocalRayCluster:
     _started_workers: int = 0  # for unique worker tags w1, w2, ...
     # Run Ray's dashboard agent on every node (needed by the dashboard); else a stub.
     dashboard_agent: bool = False
+    # Run Ray's runtime-env agent on every node (needed by runtime_envs other than env_vars);
+    # else :mod:`rayscale.local.runtimeenvstub`.
+    runtime_env_agent: bool = False
 
     @property
     def head(self) -> RayNode:
@@ -445,7 +452,7 @@ class LocalRayCluster:
         self._started_workers += 1
         tag = f"w{self._started_workers}"
         argv = [
-            *launcher_argv(self.ray_executable, tag, self.dashboard_agent),
+            *launcher_argv(self.ray_executable, tag, self.dashboard_agent, self.runtime_env_agent),
             f"--address={self.gcs_address}",
             *self._common_args(), "--include-log-monitor=false",
             *ports.to_args(), *resources.to_args(), *extra_args,
@@ -614,6 +621,7 @@ def start_head(
     *,
     head_name: str | None = None,
     include_dashboard: bool = False,
+    runtime_env_agent: bool = False,
     monitor: bool = False,
     gcs_port: int | None = None,
     object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
@@ -628,6 +636,9 @@ def start_head(
 
     - ``include_dashboard=False`` (default): Ray still runs a minimal API server but not the
       nine dashboard modules (UI, jobs REST API, ...): about 1.5 s faster, 930 MB smaller.
+    - ``runtime_env_agent=False`` (default): every node of the cluster runs
+      :mod:`rayscale.local.runtimeenvstub` instead of Ray's runtime-env agent: runtime_envs
+      other than ``env_vars`` fail with a clear ``RuntimeEnvSetupError``.
     - ``monitor=False`` (default): ``--no-monitor``, as KubeRay does with in-tree autoscaling:
       the autoscaler is ours, not Ray's monitor process.
     - ``gcs_port=None`` (default): the OS assigns GCS's port; a given port that is busy raises
@@ -644,7 +655,8 @@ def start_head(
         try:
             return _start_head_once(
                 name, resources, head_name=head_name, include_dashboard=include_dashboard,
-                monitor=monitor, gcs_port=gcs_port, object_store_memory=object_store_memory,
+                runtime_env_agent=runtime_env_agent, monitor=monitor, gcs_port=gcs_port,
+                object_store_memory=object_store_memory,
                 drain_timeout_s=drain_timeout_s, base_dir=base_dir, env=env,
                 extra_args=extra_args, timeout=timeout, token_path=token_path,
             )  # fmt: skip
@@ -660,6 +672,7 @@ def _start_head_once(
     *,
     head_name: str | None,
     include_dashboard: bool,
+    runtime_env_agent: bool,
     monitor: bool,
     gcs_port: int | None,
     object_store_memory: int,
@@ -671,7 +684,7 @@ def _start_head_once(
     token_path: Path | None,
 ) -> LocalRayCluster:
     ray = find_ray_executable()
-    launcher = launcher_argv(ray, HEAD_TAG, include_dashboard)
+    launcher = launcher_argv(ray, HEAD_TAG, include_dashboard, runtime_env_agent)
     root = make_cluster_dir(name, base_dir)
     if token_path is None:
         token_path = root / TOKEN_FILE
@@ -686,6 +699,7 @@ def _start_head_once(
         drain_timeout_s=drain_timeout_s,
         node_env=dict(env or {}),
         dashboard_agent=include_dashboard,
+        runtime_env_agent=runtime_env_agent,
     )
     try:
         ports = NodePorts.allocate(head=True, gcs_port=gcs_port)

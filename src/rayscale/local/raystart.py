@@ -1,4 +1,4 @@
-"""``python -I raystart.py --tag=T -- start ARGS...``: ``ray start``, then a tiny keeper.
+"""``python -I raystart.py --tag=T [--no-*-agent] -- start ARGS...``: ``ray start``, then a keeper.
 
 Run by path with ``-I`` (it imports only the stdlib, Ray and psutil), so it works whatever
 ``sys.path`` the caller had.
@@ -16,6 +16,15 @@ Why not ``ray start --block``:
   130 MB RSS) alive for the node's lifetime only to watch its children. Here the same process
   runs ``ray start`` without ``--block`` and then ``exec``s a stdlib-only keeper (about 8 MB)
   under the same pid, so its process group, log file and pid stay what the caller spawned.
+
+- **CPU.** A node boot on a 2-core machine is CPU-bound, so its CPU time decides how many
+  nodes boot at once in a given time. ``ray start`` imports ``ray.scripts.scripts``, which adds
+  the ``ray list``/``ray job``/``ray serve`` command groups if it can import them (Serve,
+  FastAPI, NumPy...): 0.7 of its 1.0 CPU-s. They are marked unimportable here
+  (``UNUSED_CLI_MODULES``; ``ray start`` never uses them, and Ray skips a group that fails to
+  import). ``--no-dashboard-agent`` and ``--no-runtime-env-agent`` make the raylet start
+  stdlib stand-ins for those agents (:mod:`rayscale.local.agentstub`,
+  :mod:`rayscale.local.runtimeenvstub`) by rewriting its ``--*_agent_command`` flags.
 
 The keeper (:mod:`rayscale.local.nodekeeper`) watches the processes ``ray start`` left
 running (the raylet; on a head also GCS, the API server, the client server, the log monitor).
@@ -47,28 +56,64 @@ def _unique_names(tag: str) -> None:
     Node._make_inc_temp = tagged  # type: ignore[method-assign]
 
 
-def _stub_dashboard_agent() -> None:
-    """Have the raylet start :mod:`rayscale.local.agentstub` instead of the dashboard agent."""
+# The raylet's flag holding each agent's command -> (our stub, the real agent's arguments the
+# stub needs).
+STUBS = {
+    "dashboard": ("--dashboard_agent_command=", "agentstub.py", ("--node-id=", "--session-dir=")),
+    "runtime-env": (
+        "--runtime_env_agent_command=",
+        "runtimeenvstub.py",
+        ("--node-id=", "--session-dir=", "--node-ip-address=", "--runtime-env-agent-port="),
+    ),
+}
+
+# ``ray.scripts.scripts`` adds these subcommand groups when it can import them (``ray list``,
+# ``ray job``, ``ray serve``; it skips any that fail to import). ``ray start`` never uses them,
+# and importing them (Serve, FastAPI, NumPy, aiohttp...) was about 0.7 of the CLI's 1.0 CPU-s
+# per node boot.
+UNUSED_CLI_MODULES = (
+    "ray.serve.scripts",
+    "ray.dashboard.modules.job.cli",
+    "ray.util.state.state_cli",
+)
+
+
+def _stub_agents(kinds: Sequence[str]) -> None:
+    """Have the raylet start our stubs (``STUBS``) in place of the agents named in ``kinds``."""
     from ray._private import ray_constants, services
 
     original = services.start_ray_process
-    stub = str(Path(__file__).with_name("agentstub.py"))
-    flag = "--dashboard_agent_command="
+    stubs = [STUBS[k] for k in kinds]
 
     def start(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            command = [_replace_agent(a, flag, stub) for a in command]
+            for flag, stub, keep in stubs:
+                command = [_replace_agent(a, flag, stub, keep) for a in command]
         return original(command, process_type, *args, **kwargs)
 
     services.start_ray_process = start
 
 
-def _replace_agent(arg: str, flag: str, stub: str) -> str:
+def _skip_dashboard_deps_probe() -> None:
+    """On a worker whose dashboard agent is stubbed, skip Ray's probe of the dashboard's
+    optional dependencies (it imports aiohttp, OpenTelemetry, pydantic...: about 0.15 CPU-s).
+
+    On a worker node ``ray start`` calls the probe once, in ``services.start_raylet``, only to
+    add ``--minimal`` to the dashboard agent's command, which the stub replaces. (A head
+    calls it for the API server too, so heads keep the probe.)
+    """
+    from ray._private import utils
+
+    utils.get_dashboard_dependency_error = lambda: None
+
+
+def _replace_agent(arg: str, flag: str, stub: str, keep: Sequence[str]) -> str:
     if not arg.startswith(flag):
         return arg
     real = shlex.split(arg[len(flag) :])
-    keep = [a for a in real if a.startswith(("--node-id=", "--session-dir="))]
-    return str(flag + subprocess.list2cmdline([sys.executable, "-S", "-I", stub, *keep]))
+    kept = [a for a in real if a.startswith(tuple(keep))]
+    path = str(Path(__file__).with_name(stub))
+    return str(flag + subprocess.list2cmdline([sys.executable, "-S", "-I", path, *kept]))
 
 
 def _kind(cmdline: Sequence[str]) -> str:
@@ -80,6 +125,8 @@ def _kind(cmdline: Sequence[str]) -> str:
 
 
 def _run_ray_start(args: Sequence[str]) -> int:
+    for name in UNUSED_CLI_MODULES:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes ``import name`` fail
     from ray.scripts.scripts import main as ray_main
 
     sys.argv = ["ray", *args]
@@ -93,7 +140,11 @@ def _run_ray_start(args: Sequence[str]) -> int:
     return 0
 
 
-USAGE = "usage: python -I raystart.py --tag=TAG [--no-dashboard-agent] -- start ARGS..."
+USAGE = (
+    "usage: python -I raystart.py --tag=TAG [--no-dashboard-agent] [--no-runtime-env-agent]"
+    " -- start ARGS..."
+)
+FLAGS = {"--no-dashboard-agent": "dashboard", "--no-runtime-env-agent": "runtime-env"}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -103,13 +154,16 @@ def main(argv: Sequence[str]) -> int:
     split = list(argv).index("--")
     own, ray_args = argv[:split], argv[split + 1 :]
     tags = [a.removeprefix("--tag=") for a in own if a.startswith("--tag=")]
-    unknown = [a for a in own if not a.startswith("--tag=") and a != "--no-dashboard-agent"]
+    unknown = [a for a in own if not a.startswith("--tag=") and a not in FLAGS]
     if len(tags) != 1 or unknown or not ray_args or "--block" in ray_args:
         print(f"{USAGE}\n(do not pass --block: the keeper blocks)", file=sys.stderr)
         return 2
     _unique_names(tags[0])
-    if "--no-dashboard-agent" in own:
-        _stub_dashboard_agent()
+    stubbed = [kind for flag, kind in FLAGS.items() if flag in own]
+    if stubbed:
+        _stub_agents(stubbed)
+    if "dashboard" in stubbed and "--head" not in ray_args:
+        _skip_dashboard_deps_probe()
     code = _run_ray_start(ray_args)
     keeper = str(Path(__file__).with_name("nodekeeper.py"))
     sys.stdout.flush()

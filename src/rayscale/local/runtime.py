@@ -80,6 +80,7 @@ class LocalRuntime:
             env=marker,
             object_store_memory=self.object_store_memory,
             timeout=self.head_timeout_s,
+            runtime_env_agent=cluster.runtime_env_agent,
         )
         try:
             self.ray.node_env.update(marker)

@@ -65,6 +65,11 @@ DEFAULT_AUTOSCALER_MEMORY = "512Mi"
 RAY_ENABLE_AUTOSCALER_V2 = "RAY_enable_autoscaler_v2"
 V2_DEFAULT_SINCE = (2, 47, 0)
 """KubeRay: "In Ray 2.47.0 and later, the default autoscaler version is v2"."""
+RUNTIME_ENV_AGENT_ANNOTATION = "rayscale.io/runtime-env-agent"
+"""RayCluster annotation, "true" or "false" (default): run Ray's runtime-env agent on every
+node of a *local* cluster. Without it the nodes run a small stand-in that serves empty and
+``env_vars``-only runtime_envs and fails any other with a clear ``RuntimeEnvSetupError``
+(``rayscale.local.runtimeenvstub``). On Kubernetes, Ray's agent always runs."""
 
 AutoscalerVersion = Literal["v1", "v2"]
 
@@ -279,6 +284,11 @@ class RayCluster(KubeModel):
     @property
     def namespace(self) -> str:
         return self.metadata.namespace or "default"
+
+    @property
+    def runtime_env_agent(self) -> bool:
+        """Whether the annotation :data:`RUNTIME_ENV_AGENT_ANNOTATION` asks for Ray's agent."""
+        return self.metadata.annotations.get(RUNTIME_ENV_AGENT_ANNOTATION, "false") == "true"
 
     @property
     def autoscaling_enabled(self) -> bool:

@@ -39,6 +39,7 @@ from rayscale.spec.models import (
     INT32_MAX,
     KIND,
     RAY_ENABLE_AUTOSCALER_V2,
+    RUNTIME_ENV_AGENT_ANNOTATION,
     RayCluster,
     ray_version_tuple,
 )
@@ -188,7 +189,19 @@ def _type_meta(doc: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem.at(("kind",), f'kind "{kind}" is not {KIND}', f"set kind: {KIND}")
 
 
+def _annotations(annotations: Mapping[str, Any]) -> Iterator[Problem]:
+    value = annotations.get(RUNTIME_ENV_AGENT_ANNOTATION)
+    if isinstance(value, str) and value not in ("true", "false"):
+        yield Problem.at(
+            ("metadata", "annotations", RUNTIME_ENV_AGENT_ANNOTATION),
+            f'must be "true" (run Ray\'s runtime-env agent: pip, conda, working_dir... '
+            f'runtime_envs work) or "false" (the default: only env_vars), not "{value}"',
+            f'write {RUNTIME_ENV_AGENT_ANNOTATION}: "true" or remove the annotation',
+        )
+
+
 def _metadata(meta: Mapping[str, Any]) -> Iterator[Problem]:
+    yield from _annotations(_map(meta.get("annotations")))
     name = meta.get("name")
     loc: Loc = ("metadata", "name")
     if name is None or name == "":
