@@ -7,15 +7,17 @@ code 2, never a traceback.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from rayscale.spec import LoadedSpec
 
 app = typer.Typer(
@@ -27,11 +29,19 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figure
 app.add_typer(bench_app, name="bench")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _err() -> Console:
+    """stderr for people; built on first use, so that a command that prints nothing there
+    (the autoscaler sidecar, whose memory is budgeted) never imports rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    _err().print(f"[bold red]error:[/] {message}", markup=True)
     raise typer.Exit(code)
 
 
@@ -124,7 +134,7 @@ def up_cmd(
         rec = sup.start()
     except Exception as exc:
         fail(f"could not start {name}: {exc}", code=1)
-    err.print(_connect_text(name, rec.client_env()))
+    _err().print(_connect_text(name, rec.client_env()))
     left = _run_live(sup)
     raise typer.Exit(1 if left else 0)
 
@@ -159,8 +169,8 @@ def _up_detached(file: Path, name: str, period: float) -> None:
         record = control.up_detached(file, period, name=name)
     except control.ControlError as exc:
         fail(str(exc), code=1)
-    err.print(_connect_text(name, record.client_env()))
-    err.print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
+    _err().print(_connect_text(name, record.client_env()))
+    _err().print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
 
 
 def _pick(name: str | None) -> str:
@@ -217,7 +227,7 @@ def status_cmd(
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     if not alive:
-        err.print(
+        _err().print(
             f"warning: the supervisor of {name} (pid {record.pid}) is not running; "
             f"`rayscale down {name}` cleans up"
         )
@@ -240,7 +250,7 @@ def down_cmd(
         control.down(name, timeout)
     except control.ControlError as exc:
         fail(str(exc), code=1)
-    err.print(f"{name}: stopped")
+    _err().print(f"{name}: stopped")
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -36,6 +36,8 @@ from rayscale.testing.kube_ray import retry_not_found, sample_cluster
 from rayscale.waiting import wait_until
 
 NAME = "raycluster-autoscaler"
+REACTION_TARGET_S = 0.5  # issue "Kubernetes I": pending demand -> CR patch, median
+RSS_TARGET_MB = 100.0  # issue "Kubernetes I" (Ray's own sidecar is given 512Mi)
 NAMESPACE = "default"
 _ACTOR = """
 import ray
@@ -147,9 +149,16 @@ def main(json_output: bool, trials: int, period: float) -> int:
     if json_output:
         print(json.dumps(result))
     else:
+        reaction, rss = result["reaction_median_s"], result["sidecar_rss_max_mb"]
         print(
             f"sidecar reaction (demand in GCS -> CR patched), {trials} trials: "
-            f"median {result['reaction_median_s']:.3f}s, all {result['reaction_s']}\n"
-            f"sidecar RSS max {result['sidecar_rss_max_mb']} MB"
+            f"median {reaction:.3f}s (target <= {REACTION_TARGET_S}s: "
+            f"{_verdict(reaction, REACTION_TARGET_S)}), all {result['reaction_s']}\n"
+            f"sidecar RSS max {rss} MB "
+            f"(target <= {RSS_TARGET_MB:.0f} MB: {_verdict(rss, RSS_TARGET_MB)})"
         )
     return 0
+
+
+def _verdict(value: float, target: float) -> str:
+    return "met" if value <= target else "NOT met"
