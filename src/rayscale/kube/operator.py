@@ -1,9 +1,11 @@
-"""``rayscale operator``: kopf watches RayClusters and their pods; handlers stay thin.
+"""``rayscale operator``: kopf watches RayClusters; handlers stay thin.
 
-Every event only *triggers* :class:`ClusterReconciler` for its cluster (a RayCluster event by
-its name, a pod event by its ``ray.io/cluster`` label); the reconciler decides with the pure
-reconciler and coalesces bursts of events into passes, per cluster and concurrently across
-clusters. kopf runs standalone (no peering objects) and keeps no state on the objects.
+Every event only *triggers* :class:`ClusterReconciler` for its cluster: a RayCluster event
+from kopf by its name, a pod change from the :class:`~rayscale.kube.pods.PodInformer` (the
+pods' LIST+WATCH, which passes read their pods from) by its ``ray.io/cluster`` label. The
+reconciler decides with the pure reconciler and coalesces bursts of events into passes, per
+cluster and concurrently across clusters. kopf runs standalone (no peering objects) and keeps
+no state on the objects.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import base64
 import logging
 import os
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import yaml
 from lightkube import AsyncClient, KubeConfig
 
 from rayscale.builders.pods import CREATED_BY
+from rayscale.kube.pods import PodInformer
 from rayscale.kube.reconciler import ClusterReconciler
 
 log = logging.getLogger("rayscale.kube.operator")
@@ -52,8 +54,11 @@ def connection_from_kubeconfig(path: Path) -> kopf.ConnectionInfo:
     )
 
 
-def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
-    """The operator's handlers; ``kubeconfig`` None means in-cluster credentials."""
+def build_registry(
+    kubeconfig: Path | None, namespaces: tuple[str, ...] = ()
+) -> kopf.OperatorRegistry:
+    """The operator's handlers; ``kubeconfig`` None means in-cluster credentials, no
+    ``namespaces`` all of them."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -70,28 +75,21 @@ def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
             KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_service_account()
         )
         memo.client = AsyncClient(config=config, field_manager=CREATED_BY)
-        memo.reconciler = ClusterReconciler(memo.client)
+        memo.pods = PodInformer(
+            memo.client, namespaces, on_change=lambda ns, name: memo.reconciler.trigger(ns, name)
+        )
+        memo.reconciler = ClusterReconciler(memo.client, pods=memo.pods)
+        memo.pods.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.reconciler.close()
+        await memo.pods.close()
         await memo.client.close()
 
     @kopf.on.event("ray.io", "v1", "rayclusters", registry=registry)
     async def cluster_event(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
         memo.reconciler.trigger(namespace or "default", name)
-
-    @kopf.on.event(
-        "",
-        "v1",
-        "pods",
-        labels={"app.kubernetes.io/created-by": CREATED_BY, "ray.io/cluster": kopf.PRESENT},
-        registry=registry,
-    )
-    async def pod_event(
-        labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
-    ) -> None:
-        memo.reconciler.trigger(namespace or "default", labels["ray.io/cluster"])
 
     return registry
 
@@ -106,7 +104,7 @@ async def run(
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     await kopf.operator(
-        registry=build_registry(kubeconfig),
+        registry=build_registry(kubeconfig, namespaces),
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,
