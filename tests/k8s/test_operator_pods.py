@@ -13,9 +13,11 @@ import pytest
 from lightkube import AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
 
 from rayscale.kube.pods import PodInformer
 from rayscale.kube.reconciler import ClusterReconciler
+from rayscale.kube.resources import RayCluster
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster
 from tests.k8s.ray_fixtures import ns, ray_crds
@@ -102,3 +104,43 @@ async def test_a_burst_of_passes_creates_each_pod_once(kube: KubeSession, ns: st
         await client.close()
     assert _groups(_pods(kube, ns)) == want
     assert informer.lists == 1  # one LIST for the whole run: every pass read memory
+
+
+async def test_passes_on_a_lagging_watch_delete_surplus_once(kube: KubeSession, ns: str) -> None:
+    """Autoscaling off, replicas 3 -> 2: one pass deletes one surplus pod and expects it gone;
+    the passes that follow before the watch shows it going delete no other. (The pure
+    reconciler picks surplus pods deterministically, so without the expectation a stale pass
+    would repeat the same DELETE and get a 404; the expectation saves that request.)"""
+    doc = sample_cluster("autoscaler")
+    doc["metadata"]["name"] = NAME
+    doc["spec"]["enableInTreeAutoscaling"] = False
+    doc["spec"]["workerGroupSpecs"][0]["replicas"] = 3
+    retry_not_found(lambda: kube.client.create(from_dict(doc), namespace=ns))
+    client = AsyncClient(config=KubeConfig.from_file(kube.kubeconfig), field_manager="tests")
+    informer = LaggingInformer(client, [ns])
+    reconciler = ClusterReconciler(client, pods=informer)
+    informer.start()
+    try:
+        await informer.synced(WAIT)
+        await reconciler.reconcile(ns, NAME)
+
+        async def settled(count: int) -> None:  # a read settles the expectations first
+            while len(await informer.pods(ns, NAME)) != count or informer.expectations(ns, NAME):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(settled(4), WAIT)
+        informer.lagging = True
+        replicas = {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2}
+        kube.client.patch(RayCluster, NAME, [replicas], namespace=ns, patch_type=PatchType.JSON)
+        for _ in range(5):
+            await reconciler.reconcile(ns, NAME)
+        assert len(informer.expectations(ns, NAME).deleted) == 1
+        assert _groups(_pods(kube, ns)) == ["headgroup", "small-group", "small-group"]
+        informer.catch_up()
+        await asyncio.wait_for(settled(3), WAIT)
+        await reconciler.reconcile(ns, NAME)
+    finally:
+        await reconciler.close()
+        await informer.close()
+        await client.close()
+    assert _groups(_pods(kube, ns)) == ["headgroup", "small-group", "small-group"]

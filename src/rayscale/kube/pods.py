@@ -16,7 +16,6 @@ marks the deleted ones as going until the watch shows them going or gone.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 
 from lightkube import ALL_NS, AsyncClient
 from lightkube.resources.core_v1 import Pod
+from msgspec import structs
 
 from rayscale.builders.pods import CREATED_BY
 from rayscale.kube.cache import CLUSTER_LABEL, list_watch, newer
@@ -44,6 +44,8 @@ class PodSource(Protocol):
 
     def deleted(self, namespace: str, cluster: str, name: str) -> None: ...
 
+    def forget(self, namespace: str, cluster: str) -> None: ...
+
 
 class ListedPods:
     """A quorum LIST per read: always fresh, one request per pass (no informer running)."""
@@ -59,6 +61,9 @@ class ListedPods:
         pass  # the next LIST sees it
 
     def deleted(self, namespace: str, cluster: str, name: str) -> None:
+        pass
+
+    def forget(self, namespace: str, cluster: str) -> None:
         pass
 
 
@@ -142,6 +147,10 @@ class PodInformer:
     def deleted(self, namespace: str, cluster: str, name: str) -> None:
         self._expected.setdefault((namespace, cluster), Expectations()).deleted.add(name)
 
+    def forget(self, namespace: str, cluster: str) -> None:
+        """The cluster is gone: drop what was expected of it."""
+        self._expected.pop((namespace, cluster), None)
+
     def expectations(self, namespace: str, cluster: str) -> Expectations:
         """What is still expected of a cluster (for tests and logs)."""
         return self._expected.get((namespace, cluster), Expectations())
@@ -216,6 +225,4 @@ def _caught_up(version: str, pod: Any) -> bool:
 def _as_deleting(pod: Any) -> Any:
     """A copy of ``pod`` marked as being deleted (we asked; the watch has not said so yet)."""
     now = dt.datetime.now(dt.timezone.utc)
-    return dataclasses.replace(
-        pod, metadata=dataclasses.replace(pod.metadata, deletionTimestamp=now)
-    )
+    return structs.replace(pod, metadata=structs.replace(pod.metadata, deletionTimestamp=now))

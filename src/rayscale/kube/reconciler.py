@@ -128,6 +128,7 @@ class ClusterReconciler:
             obj = await self.client.get(RayCluster, name, namespace=namespace)
         except ApiError as err:
             if err.status.code == 404:
+                self.pod_source.forget(namespace, name)
                 return  # deleted: its pods go with their ownerReferences
             raise
         raw: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
