@@ -7,15 +7,17 @@ code 2, never a traceback.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from rayscale.spec import LoadedSpec
 
 app = typer.Typer(
@@ -33,11 +35,19 @@ dev_app = typer.Typer(
 app.add_typer(dev_app, name="dev-cluster")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _err() -> Console:
+    """stderr for people; built on first use, so that a command that prints nothing there
+    (the autoscaler sidecar, whose memory is budgeted) never imports rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    _err().print(f"[bold red]error:[/] {message}", markup=True)
     raise typer.Exit(code)
 
 
@@ -130,7 +140,7 @@ def up_cmd(
         rec = sup.start()
     except Exception as exc:
         fail(f"could not start {name}: {exc}", code=1)
-    err.print(_connect_text(name, rec.client_env()))
+    _err().print(_connect_text(name, rec.client_env()))
     left = _run_live(sup)
     raise typer.Exit(1 if left else 0)
 
@@ -165,8 +175,8 @@ def _up_detached(file: Path, name: str, period: float) -> None:
         record = control.up_detached(file, period, name=name)
     except control.ControlError as exc:
         fail(str(exc), code=1)
-    err.print(_connect_text(name, record.client_env()))
-    err.print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
+    _err().print(_connect_text(name, record.client_env()))
+    _err().print(f"Supervisor pid {record.pid}; stop with `rayscale down {name}`.")
 
 
 def _pick(name: str | None) -> str:
@@ -223,7 +233,7 @@ def status_cmd(
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     if not alive:
-        err.print(
+        _err().print(
             f"warning: the supervisor of {name} (pid {record.pid}) is not running; "
             f"`rayscale down {name}` cleans up"
         )
@@ -246,7 +256,7 @@ def down_cmd(
         control.down(name, timeout)
     except control.ControlError as exc:
         fail(str(exc), code=1)
-    err.print(f"{name}: stopped")
+    _err().print(f"{name}: stopped")
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -622,11 +632,11 @@ def dev_up_cmd(
         fail(str(exc))
     except control.DevClusterError as exc:
         fail(str(exc), code=1)
-    err.print(f"dev cluster {name!r} ready in {state.ready_seconds:.1f} s ({state.server}).")
-    err.print("Use it from this shell with:")
+    _err().print(f"dev cluster {name!r} ready in {state.ready_seconds:.1f} s ({state.server}).")
+    _err().print("Use it from this shell with:")
     suffix = f" --name {name}" if name != "dev" else ""
-    err.print(f'  eval "$(rayscale dev-cluster env{suffix})"')
-    err.print("then `kubectl apply -f ...`, `kubectl get pods`, `kubectl get raycluster`.")
+    _err().print(f'  eval "$(rayscale dev-cluster env{suffix})"')
+    _err().print("then `kubectl apply -f ...`, `kubectl get pods`, `kubectl get raycluster`.")
 
 
 @dev_app.command("env")
@@ -656,7 +666,7 @@ def dev_down_cmd(
         fail(str(exc))
     except control.DevClusterError as exc:
         fail(str(exc), code=1)
-    err.print(f"dev cluster {name!r} stopped; no process left")
+    _err().print(f"dev cluster {name!r} stopped; no process left")
 
 
 def main() -> None:

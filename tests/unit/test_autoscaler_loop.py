@@ -8,6 +8,7 @@ only the processes are missing.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Sequence
@@ -312,3 +313,54 @@ def test_a_later_refusal_says_which_hosts_stay_drained() -> None:
     refused = next(e for e in report.events if e.type == "drain_refused")
     assert refused.reason.params["cordoned"] == ["a2"]
     assert "a2 stay drained" in refused.reason.text()
+
+
+def test_new_groups_from_the_source_are_planned_with_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A user raises minReplicas in the RayCluster: the next read puts the new bounds in
+    force and plans at once, even though nothing Ray reports changed."""
+    caplog.set_level("INFO", "rayscale.autoscaler")
+    op = FakeOperator()
+    ray = FakeRayView([HEAD])
+    source = [op.groups]
+    ticks: list[tuple[GroupConfig, ...]] = []
+    stop = threading.Event()
+    a = Autoscaler(
+        op.groups,
+        ray,
+        op,
+        on_tick=lambda r: ticks.append(r.groups),
+        groups_source=lambda: source[0],
+    )
+    reads = 0
+    original = ray.nodes_and_demand
+
+    def reading() -> tuple[list[RayNode], Demand]:
+        nonlocal reads
+        reads += 1
+        if reads == 5:  # the edit: small-group minReplicas 0 -> 2
+            (small,) = source[0]
+            source[0] = (dataclasses.replace(small, min_replicas=2),)
+        if reads == 40:
+            stop.set()
+        return original()
+
+    ray.nodes_and_demand = reading  # type: ignore[method-assign]
+    a.run(stop, read_period=0.0, plan_period=3600.0)
+    # planned at the edit with the new bound (then once more: the request changed the state)
+    assert [g[0].min_replicas for g in ticks[:2]] == [0, 2]
+    assert op.requests[-1].targets == {"small-group": GroupTarget(2)}
+    assert "worker groups changed: small-group [0..10] -> [2..10]" in caplog.text
+
+
+def test_set_groups_reports_change_and_refuses_duplicate_names() -> None:
+    op = FakeOperator()
+    a = scaler(FakeRayView([HEAD]), op)
+    (small,) = op.groups
+    assert not a.set_groups(op.groups)
+    other = GroupConfig("gpu-group", {"CPU": 1.0, "GPU": 1.0}, 0, 2)
+    assert a.set_groups((small, other)) and set(a.configs) == {"small-group", "gpu-group"}
+    with pytest.raises(ValueError, match="duplicate worker group names"):
+        a.set_groups((small, small))
+    assert a.groups == (small, other)

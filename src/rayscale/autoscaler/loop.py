@@ -12,6 +12,10 @@ its sixth exception).
 It reacts fast without loading GCS: it reads Ray's state every ``read_period`` (cheap, under
 1 ms), and plans only when what it read changed or a timer (an idle timeout) is due, or at
 least every ``plan_period``.
+
+The groups (their bounds, resources, idle timeouts) may change while it runs: a user edits
+the RayCluster. ``groups_source`` (read at each observation) or :meth:`Autoscaler.set_groups`
+puts new ones in force for the next plan, which follows at once.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class TickReport:
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     plan_seconds: float = 0.0
+    groups: tuple[GroupConfig, ...] = ()
+    """The groups this iteration planned with (they may change between iterations)."""
 
 
 # -- the planner's view of the cluster ---------------------------------------------------------
@@ -179,21 +185,44 @@ class Autoscaler:
         backend: Backend,
         clock: Callable[[], float] = time.time,
         on_tick: Callable[[TickReport], None] | None = None,
+        groups_source: Callable[[], Sequence[GroupConfig]] | None = None,
     ) -> None:
-        self.groups = tuple(groups)
-        self.configs = {g.name: g for g in self.groups}
+        self.groups: tuple[GroupConfig, ...] = ()
+        self.configs: dict[str, GroupConfig] = {}
+        self.set_groups(groups)
+        self.groups_source = groups_source
         self.ray = ray
         self.backend = backend
         self.clock = clock
         self.on_tick = on_tick
+        self._replan = False  # the groups changed: plan at the next read
         self.failures = 0  # ticks that failed as a whole
         self.errors: Counter[str] = Counter()  # failed actions, by action
         self._bad_request: str | None = None
         self._last_unmet: tuple[str, ...] = ()
 
+    def set_groups(self, groups: Sequence[GroupConfig]) -> bool:
+        """Put ``groups`` in force from the next plan on; True if they differ from the
+        current ones. Group names must be unique (the spec's validation ensures it)."""
+        new = tuple(groups)
+        names = [g.name for g in new]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate worker group names in {names}")
+        if new == self.groups:
+            return False
+        if self.groups:
+            log.info("worker groups changed: %s", _describe_change(self.groups, new))
+        self.groups = new
+        self.configs = {g.name: g for g in new}
+        self._replan = True
+        return True
+
     # -- one iteration ------------------------------------------------------------------------
     def observe(self) -> tuple[Observation, list[RayNode], Demand]:
-        """Read the runtime and Ray. The request_resources read may fail on its own."""
+        """Read the groups in force (if they have a source), the runtime and Ray. The
+        request_resources read may fail on its own."""
+        if self.groups_source is not None:
+            self.set_groups(self.groups_source())
         ray_nodes, demand = self.ray.nodes_and_demand()
         observation = self.backend.observe()
         if not demand.request_resources:
@@ -223,7 +252,7 @@ class Autoscaler:
         now = self.clock()
         t0 = time.perf_counter()
         result = plan(PlannerInput(self.groups, tuple(nodes), demand))
-        report = TickReport(now, observation, ray_nodes, nodes, demand, result)
+        report = TickReport(now, observation, ray_nodes, nodes, demand, result, groups=self.groups)
         report.plan_seconds = time.perf_counter() - t0
         targets = self._targets(report)
         if targets:
@@ -397,8 +426,8 @@ class Autoscaler:
             try:
                 snapshot = self.observe()
                 sig = signature(*snapshot)
-                if sig != last_sig or started >= next_plan:
-                    last_sig = sig
+                if sig != last_sig or started >= next_plan or self._replan:
+                    last_sig, self._replan = sig, False
                     next_plan = started + plan_period  # a failing tick retries after this
                     self.tick(snapshot)
                     next_plan = started + min(plan_period, next_timer(self.groups, snapshot[1]))
@@ -416,6 +445,27 @@ class Autoscaler:
                 last_error = error
                 stop.wait(plan_period)
             stop.wait(max(0.0, read_period - (time.monotonic() - started)))
+
+
+def _describe_change(old: Sequence[GroupConfig], new: Sequence[GroupConfig]) -> str:
+    """``small-group [0..10] -> [2..10]; gpu-group added [0..4]``: what a person checks."""
+    before, after = {g.name: g for g in old}, {g.name: g for g in new}
+    parts = []
+    for name in sorted(before.keys() | after.keys()):
+        a, b = before.get(name), after.get(name)
+        if a is None:
+            parts.append(f"{name} added {_bounds(after[name])}")
+        elif b is None:
+            parts.append(f"{name} removed")
+        elif _bounds(a) != _bounds(b):
+            parts.append(f"{name} {_bounds(a)} -> {_bounds(b)}")
+        elif a != b:
+            parts.append(f"{name} changed")
+    return "; ".join(parts)
+
+
+def _bounds(group: GroupConfig) -> str:
+    return f"[{group.min_replicas}..{group.max_replicas}]"
 
 
 _LAUNCH_CODES = frozenset(

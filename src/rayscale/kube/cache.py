@@ -242,34 +242,62 @@ class ClusterCache:
         event: Callable[[str, Any], None],
         **selectors: Any,
     ) -> None:
-        while True:
-            try:
-                listing = client.list(resource, namespace=self.namespace, **selectors)
-                items = [item async for item in listing]
-                self.lists += 1
-                with self._cond:
-                    replace(items)
-                    self._state.synced.add(kind)
-                    self._state.events += 1
-                    self._cond.notify_all()
-                watch = client.watch(
-                    resource,
-                    namespace=self.namespace,
-                    resource_version=listing.resourceVersion,
-                    on_error=_stop_on_error,
-                    **selectors,
-                )
-                async for op, obj in watch:
-                    with self._cond:
-                        event(op, obj)
-                        self._state.events += 1
-                        self._cond.notify_all()
-                log.info("watch of %s ended; listing again", kind)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("watching %s failed (%s); listing again", kind, exc)
-            await asyncio.sleep(self._relist_backoff)
+        def listed(items: list[Any], version: str) -> None:
+            del version
+            self.lists += 1
+            with self._cond:
+                replace(items)
+                self._state.synced.add(kind)
+                self._state.events += 1
+                self._cond.notify_all()
+
+        def changed(op: str, obj: Any) -> None:
+            with self._cond:
+                event(op, obj)
+                self._state.events += 1
+                self._cond.notify_all()
+
+        await list_watch(
+            client, resource, self.namespace, listed, changed, what=kind,
+            relist_backoff=self._relist_backoff, **selectors,
+        )  # fmt: skip
+
+
+async def list_watch(
+    client: AsyncClient,
+    resource: Any,
+    namespace: str,
+    listed: Callable[[list[Any], str], None],
+    changed: Callable[[str, Any], None],
+    *,
+    what: str,
+    relist_backoff: float = 0.5,
+    **selectors: Any,
+) -> None:
+    """LIST then WATCH from the list's resourceVersion, forever: ``listed(items, version)``
+    after each LIST, ``changed(op, obj)`` per watch event. A watch that ends or fails (410
+    Gone, a dropped connection) is listed again after ``relist_backoff``. ``namespace`` may
+    be ``lightkube.ALL_NS``. Cancel the task to stop."""
+    while True:
+        try:
+            listing = client.list(resource, namespace=namespace, **selectors)
+            items = [item async for item in listing]
+            listed(items, listing.resourceVersion or "")
+            watch = client.watch(
+                resource,
+                namespace=namespace,
+                resource_version=listing.resourceVersion,
+                on_error=_stop_on_error,
+                **selectors,
+            )
+            async for op, obj in watch:
+                changed(op, obj)
+            log.info("watch of %s ended; listing again", what)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("watching %s failed (%s); listing again", what, exc)
+        await asyncio.sleep(relist_backoff)
 
 
 def _stop_on_error(exc: Exception, count: int) -> OnErrorResult:

@@ -1,13 +1,14 @@
-"""``rayscale operator``: kopf watches RayClusters, their pods, RayJobs and their submitter
-Jobs; handlers stay thin.
+"""``rayscale operator``: kopf watches RayClusters, RayJobs and their submitter Jobs;
+handlers stay thin.
 
 Every event only *triggers* a reconciler: :class:`ClusterReconciler` for a cluster (a
-RayCluster event by its name, a pod event by its ``ray.io/cluster`` label) and
-:class:`JobReconciler` for a RayJob (by its name, a submitter Job by its
-``ray.io/originated-from-cr-name`` label, a RayCluster event for the RayJobs waiting on it).
-The reconcilers decide with pure functions and coalesce bursts of events into passes, per
-object and concurrently across objects. kopf runs standalone (no peering objects) and keeps
-no state on the objects.
+RayCluster event from kopf by its name, a pod change from the
+:class:`~rayscale.kube.pods.PodInformer`, the pods' LIST+WATCH that passes read their pods
+from, by its ``ray.io/cluster`` label) and :class:`JobReconciler` for a RayJob (by its name,
+a submitter Job by its ``ray.io/originated-from-cr-name`` label, a RayCluster event for the
+RayJobs waiting on it). The reconcilers decide with pure functions and coalesce bursts of
+events into passes, per object and concurrently across objects. kopf runs standalone (no
+peering objects) and keeps no state on the objects.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lightkube import AsyncClient, KubeConfig
 from rayscale.builders.pods import CREATED_BY
 from rayscale.builders.rayjob import ORIGIN_CRD_LABEL, ORIGIN_NAME_LABEL
 from rayscale.kube.jobs import JobReconciler
+from rayscale.kube.pods import PodInformer
 from rayscale.kube.reconciler import ClusterReconciler
 
 log = logging.getLogger("rayscale.kube.operator")
@@ -58,8 +60,11 @@ def connection_from_kubeconfig(path: Path) -> kopf.ConnectionInfo:
     )
 
 
-def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
-    """The operator's handlers; ``kubeconfig`` None means in-cluster credentials."""
+def build_registry(
+    kubeconfig: Path | None, namespaces: tuple[str, ...] = ()
+) -> kopf.OperatorRegistry:
+    """The operator's handlers; ``kubeconfig`` None means in-cluster credentials, no
+    ``namespaces`` all of them."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -76,13 +81,18 @@ def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
             KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_service_account()
         )
         memo.client = AsyncClient(config=config, field_manager=CREATED_BY)
-        memo.reconciler = ClusterReconciler(memo.client)
+        memo.pods = PodInformer(
+            memo.client, namespaces, on_change=lambda ns, name: memo.reconciler.trigger(ns, name)
+        )
+        memo.reconciler = ClusterReconciler(memo.client, pods=memo.pods)
         memo.jobs = JobReconciler(memo.client)
+        memo.pods.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.reconciler.close()
         await memo.jobs.close()
+        await memo.pods.close()
         await memo.client.close()
 
     @kopf.on.event("ray.io", "v1", "rayclusters", registry=registry)
@@ -100,18 +110,6 @@ def build_registry(kubeconfig: Path | None) -> kopf.OperatorRegistry:
     ) -> None:
         memo.jobs.trigger(namespace or "default", labels.get(ORIGIN_NAME_LABEL, ""))
 
-    @kopf.on.event(
-        "",
-        "v1",
-        "pods",
-        labels={"app.kubernetes.io/created-by": CREATED_BY, "ray.io/cluster": kopf.PRESENT},
-        registry=registry,
-    )
-    async def pod_event(
-        labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
-    ) -> None:
-        memo.reconciler.trigger(namespace or "default", labels["ray.io/cluster"])
-
     return registry
 
 
@@ -125,7 +123,7 @@ async def run(
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     await kopf.operator(
-        registry=build_registry(kubeconfig),
+        registry=build_registry(kubeconfig, namespaces),
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,

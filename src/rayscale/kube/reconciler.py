@@ -1,7 +1,9 @@
 """The operator's I/O around the pure reconciler, one RayCluster at a time.
 
-A pass reads the RayCluster and LISTs its pods (a quorum read, so a pod created by the
-previous pass is always seen: no double creation), asks
+A pass reads the RayCluster, takes its pods from a :class:`~rayscale.kube.pods.PodSource`
+(the operator's watch-fed :class:`~rayscale.kube.pods.PodInformer`, whose expectations cover
+the pass's own creations and deletions until the watch shows them, so nothing is created
+twice; or a quorum LIST per pass when no informer runs), asks
 :func:`rayscale.builders.reconcile.reconcile` what to create and delete, does it, and writes
 the status. Invalid specs get a Warning Event naming the field and the fix, and no pods.
 
@@ -35,6 +37,7 @@ from rayscale.builders.operator import (
 from rayscale.builders.pods import head_service
 from rayscale.builders.reconcile import ObservedPod, PodPhase, Reconciliation, reconcile
 from rayscale.kube.passes import KeyedPasses
+from rayscale.kube.pods import ListedPods, PodSource
 from rayscale.kube.resources import RayCluster, cluster_spec
 from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 from rayscale.spec import RayCluster as ClusterSpec
@@ -59,11 +62,13 @@ class ClusterReconciler(KeyedPasses):
         self,
         client: AsyncClient,
         *,
+        pods: PodSource | None = None,
         token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         now: Callable[[], str] = _now,
     ) -> None:
         super().__init__()
         self.client = client
+        self.pod_source: PodSource = pods if pods is not None else ListedPods(client)
         self._token = token
         self._now = now
         self._ensured: set[tuple[str, str, str]] = set()  # (cluster uid, kind, name)
@@ -77,6 +82,7 @@ class ClusterReconciler(KeyedPasses):
             obj = await self.client.get(RayCluster, name, namespace=namespace)
         except ApiError as err:
             if err.status.code == 404:
+                self.pod_source.forget(namespace, name)
                 return  # deleted: its pods go with their ownerReferences
             raise
         raw: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
@@ -107,8 +113,7 @@ class ClusterReconciler(KeyedPasses):
         await self._write_status(raw, cluster, result, pods, generation, failures)
 
     async def _pods(self, namespace: str, name: str) -> list[Any]:
-        listing = self.client.list(Pod, namespace=namespace, labels={"ray.io/cluster": name})
-        return [p async for p in listing]
+        return await self.pod_source.pods(namespace, name)
 
     async def _act(self, cluster: ClusterSpec, uid: str, result: Reconciliation) -> list[str]:
         ns, failures = cluster.namespace, []
@@ -122,6 +127,8 @@ class ClusterReconciler(KeyedPasses):
             except ApiError as err:
                 if err.status.code != 404:
                     failures.append(f"delete pod {deletion.name}: {err.status.message}")
+                    continue
+            self.pod_source.deleted(ns, cluster.name, deletion.name)
         manifests = []
         if result.create_head:
             manifests.append(operator_head_pod(cluster, uid))
@@ -135,24 +142,25 @@ class ClusterReconciler(KeyedPasses):
                 manifests += [
                     operator_worker_pod(cluster, group, uid, replica) for _ in range(hosts)
                 ]
-        created = await asyncio.gather(*(self._create_pod(ns, m) for m in manifests))
+        created = await asyncio.gather(*(self._create_pod(ns, cluster.name, m) for m in manifests))
         failures += [error for error in created if error]
         if manifests:
             log.info("%s/%s: created %d pod(s)", ns, cluster.name, len(manifests))
         return failures
 
-    async def _create_pod(self, namespace: str, manifest: dict[str, Any]) -> str:
-        """Create one pod; return what went wrong ("" if nothing)."""
+    async def _create_pod(self, namespace: str, cluster: str, manifest: dict[str, Any]) -> str:
+        """Create one pod and expect it; return what went wrong ("" if nothing)."""
         try:
-            await self._create(manifest, namespace)
+            pod = await self._create(manifest, namespace)
         except ApiError as err:
             prefix = manifest["metadata"].get("generateName", "")
             return f"create pod {prefix}*: {err.status.message}"
+        self.pod_source.created(namespace, cluster, pod)
         return ""
 
-    async def _create(self, manifest: dict[str, Any], namespace: str) -> None:
+    async def _create(self, manifest: dict[str, Any], namespace: str) -> Any:
         client: Any = self.client  # kinds vary: lightkube's overloads cannot be picked here
-        await client.create(_from_dict(manifest), namespace=namespace)
+        return await client.create(_from_dict(manifest), namespace=namespace)
 
     async def _ensure(self, uid: str, manifests: list[dict[str, Any]]) -> None:
         """Create each object unless it exists (an existing token Secret is never replaced)."""

@@ -54,6 +54,7 @@ def start_head_node(
     object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
     timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     include_dashboard: bool = False,
+    runtime_env_agent: bool = False,
 ) -> LocalRayCluster:
     """Start a head pod's Ray node (its ``ray start --head`` translated by
     :func:`rayscale.local.kubelet.local_pod`) and wait for GCS. ``env`` goes to the head;
@@ -66,6 +67,7 @@ def start_head_node(
         local.resources,
         head_name=local.name,
         include_dashboard=include_dashboard,
+        runtime_env_agent=runtime_env_agent,
         object_store_memory=object_store_memory,
         env=env,
         extra_args=local.extra_args,

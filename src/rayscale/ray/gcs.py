@@ -3,6 +3,10 @@
 A thin I/O adapter (the :class:`~rayscale.autoscaler.scale.RayView` of a live cluster). Every
 call carries a timeout, so a hung GCS delays a tick by at most ``timeout_s`` per call.
 
+The calls go through Ray's own ``ray._raylet.GcsClient`` by default (the local supervisor,
+which imports Ray anyway), or through :class:`rayscale.ray.gcs_grpc.GrpcGcsClient`, which has
+the same methods without importing Ray (the sidecar, to stay within its memory budget).
+
 Ray caches the auth token process-wide, so a process talks to one token-protected cluster:
 the caller enters :func:`rayscale.local.raynodes.client_auth` (locally) or sets the token
 environment (in a pod) before building a :class:`GcsView`.
@@ -28,17 +32,23 @@ DEFAULT_TIMEOUT_S = 5.0
 class GcsView:
     """Ray's side of the autoscaler loop, for one cluster."""
 
-    def __init__(self, address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = DEFAULT_TIMEOUT_S, client: Any = None
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self.client: Any = importlib.import_module("ray._raylet").GcsClient(address=address)
+        self.client: Any = (
+            client
+            if client is not None
+            else importlib.import_module("ray._raylet").GcsClient(address=address)
+        )
         self.last_nodes: list[RayNode] = []
         """The nodes of the latest read (a runtime's kubelet uses them to see who joined)."""
 
     def state(self) -> Any:
         """Ray's ``ClusterResourceState`` (autoscaler_pb2)."""
         reply_type = importlib.import_module(
-            "ray.core.generated.autoscaler_pb2"
+            "rayscale.ray.protos.autoscaler_pb2"
         ).GetClusterResourceStateReply
         raw = self.client.get_cluster_resource_state(timeout_s=self.timeout_s)
         reply = reply_type()
