@@ -531,7 +531,9 @@ def autoscaler_cmd(
     if kubeconfig is not None and not kubeconfig.is_file():
         fail(f"kubeconfig {kubeconfig}: no such file")
     stop = threading.Event()
-    sidecar.handle_signals(stop)
+    from rayscale.processes import stop_on_signals
+
+    stop_on_signals(stop, sidecar.log)
     try:
         sidecar.run(
             name,

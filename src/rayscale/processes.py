@@ -23,15 +23,18 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import psutil
 
@@ -466,3 +469,16 @@ def stop_group(pgid: int, timeout: float = DEFAULT_KILL_TIMEOUT_S) -> list[Proce
         except WaitTimeoutError:
             continue
     return [i for i in (_info(p, f"group {pgid}") for p in group_members(pgid)) if i is not None]
+
+
+def stop_on_signals(stop: threading.Event, logger: logging.Logger) -> None:
+    """SIGTERM and SIGINT set ``stop`` (logged), so a long-running process (the sidecar, the
+    dev cluster's keeper, the process kubelet) shuts down in order instead of dying."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        logger.info("received signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from lightkube import Client, KubeConfig
@@ -193,13 +191,3 @@ def run(
             loop.run(stop, read_period, period)
         finally:
             client.close()
-
-
-def handle_signals(stop: threading.Event) -> None:
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("received signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)

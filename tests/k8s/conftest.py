@@ -7,12 +7,14 @@ Every test under tests/k8s is marked `k8s`. Missing binaries fail the tests (nev
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lightkube import Client, KubeConfig
 
+from rayscale.testing.controller_manager import ControllerManager, binary_from_env
 from rayscale.testing.kube import KubeBinaries, KubeBinariesMissing, KubeSession, LocalKube
 
 pytestmark = pytest.mark.k8s
@@ -69,3 +71,19 @@ def kube(
             yield KubeSession(cluster=cluster, client=client)
         finally:
             client.close()
+
+
+@pytest.fixture(scope="module")
+def controller_manager(kube: KubeSession) -> Iterator[ControllerManager]:
+    """kube-controller-manager (garbage collector, namespaces, ServiceAccounts and their
+    tokens) for the modules that need what a real cluster does with them."""
+    pki = kube.cluster.pki
+    manager = ControllerManager(
+        binary=binary_from_env(),
+        kubeconfig=kube.kubeconfig,
+        workdir=kube.cluster.workdir / f"controller-manager-{uuid.uuid4().hex[:6]}",
+        service_account_key=pki.service_account_key,
+        root_ca=pki.ca_cert,
+    )
+    with manager:
+        yield manager

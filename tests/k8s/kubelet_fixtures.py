@@ -12,23 +12,9 @@ import pytest
 
 from rayscale.devcluster.kubelet import Kubelet
 from rayscale.devcluster.logserver import TlsFiles
-from rayscale.testing.controller_manager import ControllerManager, binary_from_env
+from rayscale.testing.controller_manager import ControllerManager
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import kubectl_from_env
-
-
-@pytest.fixture(scope="module")
-def controller_manager(kube: KubeSession) -> Iterator[ControllerManager]:
-    pki = kube.cluster.pki
-    manager = ControllerManager(
-        binary=binary_from_env(),
-        kubeconfig=kube.kubeconfig,
-        workdir=kube.cluster.workdir / f"controller-manager-{uuid.uuid4().hex[:6]}",
-        service_account_key=pki.service_account_key,
-        root_ca=pki.ca_cert,
-    )
-    with manager:
-        yield manager
 
 
 @pytest.fixture(scope="module")
@@ -68,4 +54,4 @@ def pid_of(container_id: str) -> int:
     return int(container_id.removeprefix("process://"))
 
 
-__all__ = ["controller_manager", "kubectl", "kubelet", "pid_of"]
+__all__ = ["kubectl", "kubelet", "pid_of"]

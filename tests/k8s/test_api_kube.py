@@ -29,7 +29,7 @@ from lightkube.types import PatchType
 from rayscale import processes
 from rayscale.apiserver import walkthrough
 from rayscale.kube.resources import RayCluster, RayJob
-from rayscale.testing.controller_manager import ControllerManager, binary_from_env
+from rayscale.testing.controller_manager import ControllerManager
 from rayscale.testing.kube import KubeSession
 from rayscale.waiting import wait_until
 from tests.k8s.ray_fixtures import ns, operator, ray_crds
@@ -77,21 +77,6 @@ def api(
     finally:
         client.close()
         server.stop(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def controller_manager(kube: KubeSession) -> Iterator[ControllerManager]:
-    """The garbage collector (and namespace controllers), as in test_garbage_collection."""
-    pki = kube.cluster.workdir / "pki"
-    manager = ControllerManager(
-        binary=binary_from_env(),
-        kubeconfig=kube.kubeconfig,
-        workdir=kube.cluster.workdir / "controller-manager-api",
-        service_account_key=pki / "sa.key",
-        root_ca=pki / "ca.crt",
-    )
-    with manager:
-        yield manager
 
 
 def in_ns(body: dict[str, Any], ns: str, **changes: Any) -> dict[str, Any]:

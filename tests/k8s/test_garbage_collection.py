@@ -4,8 +4,6 @@ the ownerReferences, as in a real cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import kopf
 import pytest
 from lightkube import ApiError
@@ -13,7 +11,7 @@ from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod, Secret, Service, ServiceAccount
 
 from rayscale.kube.resources import RayCluster
-from rayscale.testing.controller_manager import ControllerManager, binary_from_env
+from rayscale.testing.controller_manager import ControllerManager
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster
 from rayscale.waiting import wait_until
@@ -25,20 +23,6 @@ pytestmark = pytest.mark.k8s
 
 NAME = "raycluster-autoscaler"
 WAIT = 30.0
-
-
-@pytest.fixture(scope="module")
-def controller_manager(kube: KubeSession) -> Iterator[ControllerManager]:
-    pki = kube.cluster.workdir / "pki"  # where LocalKube writes its throwaway PKI
-    manager = ControllerManager(
-        binary=binary_from_env(),
-        kubeconfig=kube.kubeconfig,
-        workdir=kube.cluster.workdir / "controller-manager",
-        service_account_key=pki / "sa.key",
-        root_ca=pki / "ca.crt",
-    )
-    with manager:
-        yield manager
 
 
 def _gone(kube: KubeSession, kind: type, name: str, namespace: str) -> bool:

@@ -25,10 +25,10 @@ from rayscale.devcluster.kubelet import Kubelet
 from rayscale.processes import find_leftovers
 from rayscale.testing.kube import KubeSession
 from rayscale.waiting import wait_until
-from tests.k8s.kubelet_fixtures import controller_manager, kubectl, kubelet, pid_of
+from tests.k8s.kubelet_fixtures import kubectl, kubelet, pid_of
 from tests.k8s.ray_fixtures import ns, ray_crds
 
-__all__ = ["controller_manager", "kubelet", "ns", "ray_crds"]
+__all__ = ["kubelet", "ns", "ray_crds"]
 
 pytestmark = pytest.mark.k8s
 WAIT = 60.0

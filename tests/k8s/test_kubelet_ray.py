@@ -31,10 +31,10 @@ from rayscale.testing.controller_manager import ControllerManager
 from rayscale.testing.kube import KubeSession
 from rayscale.testing.kube_ray import retry_not_found, sample_cluster, sample_documents
 from rayscale.waiting import wait_until
-from tests.k8s.kubelet_fixtures import controller_manager, kubectl, kubelet
+from tests.k8s.kubelet_fixtures import kubectl, kubelet
 from tests.k8s.ray_fixtures import ns, operator, ray_crds
 
-__all__ = ["controller_manager", "kubelet", "ns", "operator", "ray_crds"]
+__all__ = ["kubelet", "ns", "operator", "ray_crds"]
 
 pytestmark = [pytest.mark.k8s, pytest.mark.ray]
 NAME = "raycluster-autoscaler"

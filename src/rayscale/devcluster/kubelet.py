@@ -29,13 +29,12 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
@@ -47,7 +46,7 @@ from rayscale.devcluster.execrecord import STATE_DIR_ANNOTATION
 from rayscale.devcluster.logserver import LogServer, TlsFiles
 from rayscale.devcluster.pods import PodContext, PodWorker
 from rayscale.devcluster.raypods import RayClusters
-from rayscale.processes import ProcessInfo, find_leftovers
+from rayscale.processes import ProcessInfo, find_leftovers, stop_on_signals
 
 log = logging.getLogger("rayscale.kubelet")
 
@@ -299,13 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("received signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop, log)
     tls = TlsFiles(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     kubelet = Kubelet(
         KubeConfig.from_file(args.kubeconfig), args.node_name, args.state_dir, tls,

@@ -19,21 +19,19 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from rayscale import processes
 from rayscale.devcluster.state import DevClusterState, write_state
-from rayscale.processes import ManagedProcess
+from rayscale.processes import ManagedProcess, stop_on_signals
 from rayscale.waiting import StopWaiting, wait_until
 
 if TYPE_CHECKING:
@@ -216,13 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request otherwise
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("received signal %d: stopping the dev cluster", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop, log)
     directory: Path = args.directory.resolve()
     stack = Stack(directory, kubectl=args.kubectl)
     write_state(directory, DevClusterState(pid=_own_pid(), pid_started=_own_start_time()))

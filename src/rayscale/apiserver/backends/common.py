@@ -1,8 +1,11 @@
-"""What both backends check the same way: the body's namespace against the path's, and the
-``clusterSelector`` of a job."""
+"""What both backends check the same way: the body's namespace against the path's, the
+``clusterSelector`` of a job, and that a mapped cluster makes a valid RayCluster."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rayscale.apiserver import errors
 from rayscale.apiserver.errors import invalid_field
 from rayscale.apiserver.models import Job
 
@@ -40,3 +43,18 @@ def selected_cluster(job: Job, backend: str) -> str:
             f"select the cluster by {CLUSTER_LABEL} only",
         )
     return job.cluster_selector[CLUSTER_LABEL]
+
+
+def check_ray_cluster(cr: dict[str, Any]) -> None:
+    """A 400 listing every field of the mapped RayCluster that the spec module rejects."""
+    from rayscale.spec import SpecError, parse_cluster
+
+    try:
+        parse_cluster(cr)
+    except SpecError as exc:
+        details = [errors.field_detail(p.path, f"{p.message}; {p.fix}") for p in exc.problems]
+        raise errors.InvalidError(
+            "the cluster does not make a valid RayCluster: "
+            + "; ".join(f"{p.path}: {p.message}" for p in exc.problems),
+            details,
+        ) from None

@@ -32,6 +32,7 @@ from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 
 from rayscale.apiserver import errors, mapping
+from rayscale.apiserver.backends import common
 from rayscale.apiserver.backends.common import CLUSTER_LABEL, check_namespace, selected_cluster
 from rayscale.apiserver.errors import invalid_field, not_found
 from rayscale.apiserver.models import (
@@ -223,17 +224,7 @@ class KubeBackend:
         for field, name in mapping.config_map_sources(cluster):
             self._get(ConfigMap, name, namespace, "ConfigMap", field)
         cr = mapping.ray_cluster(cluster, namespace, templates)
-        from rayscale.spec import SpecError, parse_cluster
-
-        try:
-            parse_cluster(cr)
-        except SpecError as exc:
-            details = [errors.field_detail(p.path, f"{p.message}; {p.fix}") for p in exc.problems]
-            raise errors.InvalidError(
-                "the cluster does not make a valid RayCluster: "
-                + "; ".join(f"{p.path}: {p.message}" for p in exc.problems),
-                details,
-            ) from None
+        common.check_ray_cluster(cr)
         body = cluster.model_dump(by_alias=True, exclude=set(OUTPUT_ONLY_CLUSTER))
         body["namespace"] = namespace
         annotations = cr["metadata"].setdefault("annotations", {})

@@ -35,6 +35,7 @@ import yaml
 
 from rayscale import processes
 from rayscale.apiserver import errors, mapping
+from rayscale.apiserver.backends import common
 from rayscale.apiserver.backends.common import CLUSTER_LABEL, check_namespace, selected_cluster
 from rayscale.apiserver.errors import invalid_field, not_found
 from rayscale.apiserver.models import (
@@ -208,17 +209,7 @@ class LocalBackend:
         cr = mapping.ray_cluster(
             cluster, namespace, templates, name=local_name(namespace, cluster.name)
         )
-        from rayscale.spec import SpecError, parse_cluster
-
-        try:
-            parse_cluster(cr)
-        except SpecError as exc:
-            details = [errors.field_detail(p.path, f"{p.message}; {p.fix}") for p in exc.problems]
-            raise errors.InvalidError(
-                "the cluster does not make a valid RayCluster: "
-                + "; ".join(f"{p.path}: {p.message}" for p in exc.problems),
-                details,
-            ) from None
+        common.check_ray_cluster(cr)
         return cr, config_maps
 
     def create_cluster(self, namespace: str, cluster: Cluster) -> Cluster:
