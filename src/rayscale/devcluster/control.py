@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rayscale import processes
 from rayscale.devcluster.state import (
+    DEFAULT_NAME,
     MARKER_ENV,
     CorruptStateError,
     DevClusterState,
@@ -139,9 +140,9 @@ def up(name: str, timeout: float = READY_TIMEOUT_S) -> DevClusterState:
 def running(name: str) -> DevClusterState:
     state = read_state(cluster_dir(name))
     if state is None or not _alive(state) or state.status != "ready":
+        option = f" --name {name}" if name != DEFAULT_NAME else ""
         raise NotRunningError(
-            f"dev cluster {name!r} is not running; start it with `rayscale dev-cluster up`"
-            + (f" --name {name}" if name != "dev" else "")
+            f"dev cluster {name!r} is not running; start it with `rayscale dev-cluster up{option}`"
         )
     return state
 
