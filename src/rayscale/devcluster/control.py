@@ -29,7 +29,7 @@ from rayscale.devcluster.state import (
 )
 from rayscale.local.registry import supervisor_alive
 from rayscale.testing.controller_manager import CONTROLLER_MANAGER_ENV
-from rayscale.testing.kube.binaries import APISERVER_ENV, ETCD_ENV
+from rayscale.testing.kube.binaries import APISERVER_ENV, ETCD_ENV, binary_problem
 from rayscale.testing.kube_ray import KUBECTL_ENV
 from rayscale.waiting import StopWaiting, WaitTimeoutError, wait_until
 
@@ -65,7 +65,16 @@ class StopError(DevClusterError):
 
 def missing_binaries(environ: dict[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
-    return [v for v in BINARY_ENVS if not os.access(env.get(v, "") or "/nonexistent", os.X_OK)]
+    return [v for v in BINARY_ENVS if binary_problem(env, v)]
+
+
+def _read_or_none(directory: Path) -> DevClusterState | None:
+    """The state, or None if there is none or it is unreadable: up and down then go by the
+    marker the stack's processes carry, not by the file."""
+    try:
+        return read_state(directory)
+    except CorruptStateError:
+        return None
 
 
 def _alive(state: DevClusterState | None) -> bool:
@@ -75,10 +84,7 @@ def _alive(state: DevClusterState | None) -> bool:
 def up(name: str, timeout: float = READY_TIMEOUT_S) -> DevClusterState:
     """Start dev cluster ``name`` in the background; return its state once it is ready."""
     directory = cluster_dir(name)
-    try:
-        state = read_state(directory)
-    except CorruptStateError:
-        state = None
+    state = _read_or_none(directory)
     if _alive(state):
         assert state is not None
         raise AlreadyRunningError(
@@ -159,10 +165,7 @@ def env_lines(state: DevClusterState) -> list[str]:
 def down(name: str, timeout: float = STOP_TIMEOUT_S) -> None:
     """Stop dev cluster ``name``: the keeper stops its parts in order; then anything left."""
     directory = cluster_dir(name)
-    try:
-        state = read_state(directory)
-    except CorruptStateError:
-        state = None
+    state = _read_or_none(directory)
     if state is None and not directory.exists():
         raise NotRunningError(f"no dev cluster named {name!r}")
     if state is not None and _alive(state):

@@ -251,17 +251,22 @@ class PodWorker:
     def _with_ray_address(self, pod: Manifest, env: Mapping[str, str]) -> dict[str, str]:
         """The env of a Ray cluster's container: ``RAY_ADDRESS`` = its head's real GCS address
         and the head service's names resolved (see :func:`.raypods.resolve_service_names`)."""
-        key = cluster_key(pod)
-        address = self.ctx.ray.head_address(key) if key is not None else None
-        if key is None or not address:
+        head = self._head(pod)
+        if head is None:
             return dict(env)
+        key, address = head
         resolved = {k: resolve_service_names(v, key, address) for k, v in env.items()}
         return {**resolved, "RAY_ADDRESS": address}
 
     def _resolve_names(self, pod: Manifest, text: str) -> str:
+        head = self._head(pod)
+        return resolve_service_names(text, *head) if head is not None else text
+
+    def _head(self, pod: Manifest) -> tuple[tuple[str, str], str] | None:
+        """The pod's Ray cluster and its head's GCS address, once that head is up."""
         key = cluster_key(pod)
         address = self.ctx.ray.head_address(key) if key is not None else None
-        return resolve_service_names(text, key, address) if key and address else text
+        return (key, address) if key is not None and address else None
 
     def _ray_container(
         self,

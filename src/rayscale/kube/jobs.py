@@ -21,11 +21,10 @@ from typing import Any
 
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.batch_v1 import Job as BatchJob
-from lightkube.types import PatchType
 
 from rayscale.builders import rayjob
 from rayscale.kube.passes import Key, KeyedPasses
-from rayscale.kube.resources import RayCluster, RayJob
+from rayscale.kube.resources import RayCluster, RayJob, patch_status
 
 log = logging.getLogger("rayscale.kube.operator")
 
@@ -181,14 +180,7 @@ class JobReconciler(KeyedPasses):
         for key in old:
             if key not in body:
                 body[key] = None  # merge patch: remove what no longer applies
-        meta = raw["metadata"]
-        await self.client.patch(
-            RayJob.Status,
-            meta["name"],
-            {"status": body},
-            namespace=meta["namespace"],
-            patch_type=PatchType.MERGE,
-        )
+        await patch_status(self.client, RayJob, raw, body)
 
 
 __all__ = ["JobReconciler"]

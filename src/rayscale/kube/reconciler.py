@@ -24,7 +24,6 @@ from typing import Any
 from lightkube import ApiError, AsyncClient
 from lightkube.codecs import from_dict as _from_dict
 from lightkube.resources.core_v1 import Pod, Service
-from lightkube.types import PatchType
 
 from rayscale.builders.operator import (
     autoscaler_rbac,
@@ -38,7 +37,7 @@ from rayscale.builders.pods import head_service
 from rayscale.builders.reconcile import ObservedPod, PodPhase, Reconciliation, reconcile
 from rayscale.kube.passes import KeyedPasses
 from rayscale.kube.pods import ListedPods, PodSource
-from rayscale.kube.resources import RayCluster, cluster_spec
+from rayscale.kube.resources import RayCluster, cluster_spec, patch_status
 from rayscale.protocol import GROUP_LABEL, REPLICA_LABEL
 from rayscale.spec import RayCluster as ClusterSpec
 from rayscale.spec import SpecError, to_group_configs
@@ -224,14 +223,7 @@ class ClusterReconciler(KeyedPasses):
         for key in ("state", "reason"):
             if key in old and key not in status:
                 status[key] = None
-        meta = raw["metadata"]
-        await self.client.patch(
-            RayCluster.Status,
-            meta["name"],
-            {"status": status},
-            namespace=meta["namespace"],
-            patch_type=PatchType.MERGE,
-        )
+        await patch_status(self.client, RayCluster, raw, status)
 
     async def _invalid(self, raw: dict[str, Any], err: SpecError) -> None:
         meta = raw["metadata"]
@@ -245,13 +237,7 @@ class ClusterReconciler(KeyedPasses):
         status = {"reason": message, "observedGeneration": generation}
         old = raw.get("status") or {}
         if {k: old.get(k) for k in status} != status:
-            await self.client.patch(
-                RayCluster.Status,
-                meta["name"],
-                {"status": status},
-                namespace=meta["namespace"],
-                patch_type=PatchType.MERGE,
-            )
+            await patch_status(self.client, RayCluster, raw, status)
 
 
 _PHASES: dict[str, PodPhase] = {

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
+from lightkube import AsyncClient
 from lightkube.core import decoders
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models import meta_v1
+from lightkube.types import PatchType
 
 from rayscale.builders.crds import GROUP, VERSION
 from rayscale.spec import RayCluster as ClusterSpec
@@ -36,6 +38,21 @@ def cluster_spec(raw: Mapping[str, Any]) -> ClusterSpec:
         "spec": raw.get("spec") or {},
     }
     return parse_cluster(doc)
+
+
+async def patch_status(
+    client: AsyncClient, kind: Any, raw: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """Merge-patch the status subresource of the ray.io object ``raw`` (``kind``: RayCluster
+    or RayJob); a key set to None is removed."""
+    meta = raw["metadata"]
+    await client.patch(
+        kind.Status,
+        meta["name"],
+        {"status": dict(status)},
+        namespace=meta["namespace"],
+        patch_type=PatchType.MERGE,
+    )
 
 
 def warm_decoders(kinds: Iterable[type]) -> None:

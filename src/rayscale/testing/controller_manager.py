@@ -11,7 +11,6 @@ effect, not a port probe. The binary comes from ``RAYSCALE_KUBE_CONTROLLER_MANAG
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +20,7 @@ from lightkube.resources.core_v1 import ServiceAccount
 
 from rayscale import processes
 from rayscale.processes import ManagedProcess
+from rayscale.testing.kube.binaries import executable_from_env
 from rayscale.waiting import StopWaiting, wait_until
 
 CONTROLLER_MANAGER_ENV = "RAYSCALE_KUBE_CONTROLLER_MANAGER"
@@ -33,18 +33,8 @@ CONTROLLERS = (
 )
 
 
-class ControllerManagerMissing(RuntimeError):
-    """The kube-controller-manager binary is not configured or not executable."""
-
-
 def binary_from_env() -> Path:
-    value = os.environ.get(CONTROLLER_MANAGER_ENV, "")
-    if not value or not os.access(value, os.X_OK):
-        raise ControllerManagerMissing(
-            f"{CONTROLLER_MANAGER_ENV}={value or '(unset)'} is not an executable. Fix: run "
-            '`eval "$(scripts/setup-k8s.sh)"`, which builds it from the k8s.io/kubernetes module'
-        )
-    return Path(value)
+    return executable_from_env(CONTROLLER_MANAGER_ENV)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from rayscale.spec.samples import sample_path
+from rayscale.testing.kube.binaries import executable_from_env
 
 T = TypeVar("T")
 
@@ -36,13 +36,7 @@ KUBECTL_ENV = "RAYSCALE_KUBECTL"
 
 def kubectl_from_env() -> Path:
     """The kubectl built from the same k8s.io/kubernetes module as the API server."""
-    value = os.environ.get(KUBECTL_ENV, "")
-    if not value or not os.access(value, os.X_OK):
-        raise FileNotFoundError(
-            f"{KUBECTL_ENV}={value or '(unset)'} is not an executable. Fix: run "
-            '`eval "$(scripts/setup-k8s.sh)"`, which builds it'
-        )
-    return Path(value)
+    return executable_from_env(KUBECTL_ENV)
 
 
 def new_namespace(client: Client, prefix: str) -> str:
